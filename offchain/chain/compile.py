@@ -1,0 +1,129 @@
+"""Compile the Solidity sources with the npm solc (solc-js) through py-solc-x.
+
+Artifacts are cached under ``build/contracts`` and rebuilt when a source, the
+compiler version or the settings change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import solcx
+from solcx.exceptions import SolcError
+
+from offchain.errors import ChainError
+from offchain.paths import build_dir, contracts_dir, project_root
+
+__all__ = ["Artifact", "compile_contracts", "CONTRACT_NAMES", "SOLC_SETTINGS"]
+
+CONTRACT_NAMES = ("DeviceRegistry", "RewardVault", "TaskRegistry")
+SOLC_SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 200},
+    "evmVersion": "cancun",
+    "outputSelection": {
+        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+    },
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compiled contract: its ABI and creation bytecode."""
+
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+
+
+def _shim() -> Path:
+    return Path(__file__).with_name("solc-shim")
+
+
+def _sources() -> dict[str, Path]:
+    root = project_root()
+    return {
+        str(p.relative_to(root)): p for p in sorted(contracts_dir().rglob("*.sol"))
+    }
+
+
+def _fingerprint(sources: dict[str, Path], version: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(version.encode())
+    digest.update(json.dumps(SOLC_SETTINGS, sort_keys=True).encode())
+    for name, path in sources.items():
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _compiler_version() -> str:
+    try:
+        return str(solcx.wrapper.get_solc_version(_shim()))
+    except (SolcError, OSError, FileNotFoundError) as exc:
+        raise ChainError(
+            f"cannot run the npm solc through {_shim().name}: {exc}; run 'npm ci'"
+        ) from exc
+
+
+def compile_contracts(*, force: bool = False) -> dict[str, Artifact]:
+    """Compile (or load from cache) every contract in ``CONTRACT_NAMES``.
+
+    Raises ChainError when the compiler is missing or the sources do not compile.
+    """
+    sources = _sources()
+    out = build_dir() / "contracts"
+    version = _compiler_version()
+    stamp = out / "fingerprint"
+    fingerprint = _fingerprint(sources, version)
+    if not force and stamp.exists() and stamp.read_text() == fingerprint:
+        return {name: _load(out / f"{name}.json") for name in CONTRACT_NAMES}
+
+    standard_input = {
+        "language": "Solidity",
+        "sources": {name: {"urls": [name]} for name in sources},
+        "settings": SOLC_SETTINGS,
+    }
+    try:
+        output = solcx.compile_standard(
+            standard_input,
+            solc_binary=_shim(),
+        )
+    except SolcError as exc:
+        raise ChainError(f"contracts do not compile:\n{_compiler_errors(exc)}") from exc
+
+    found: dict[str, Artifact] = {}
+    for file_output in output["contracts"].values():
+        for name, data in file_output.items():
+            if name in CONTRACT_NAMES:
+                found[name] = Artifact(
+                    name, data["abi"], "0x" + data["evm"]["bytecode"]["object"]
+                )
+    missing = set(CONTRACT_NAMES) - set(found)
+    if missing:
+        raise ChainError(f"compiler output lacks {sorted(missing)}")
+    out.mkdir(parents=True, exist_ok=True)
+    for artifact in found.values():
+        (out / f"{artifact.name}.json").write_text(
+            json.dumps({"abi": artifact.abi, "bytecode": artifact.bytecode})
+        )
+    stamp.write_text(fingerprint)
+    return found
+
+
+def _compiler_errors(exc: SolcError) -> str:
+    """The compiler's own error messages, without the JSON it printed around them."""
+    try:
+        output = json.loads(exc.stdout_data)
+    except (TypeError, ValueError):
+        return str(exc.message or exc)
+    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    return "\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
+
+
+def _load(path: Path) -> Artifact:
+    data = json.loads(path.read_text())
+    return Artifact(path.stem, data["abi"], data["bytecode"])

@@ -1,0 +1,241 @@
+"""Deploy the fedshare contracts and talk to them through typed clients."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from web3 import Web3
+from web3.logs import DISCARD
+
+from offchain.chain.accounts import Wallet
+from offchain.chain.compile import Artifact, compile_contracts
+from offchain.chain.node import Chain, Receipt
+from offchain.chain.types import (
+    MemberStatus, RoundInfo, RoundOutcome, RoundStage, Submission, TaskParams,
+    TaskState, TaskStatus,
+)
+from offchain.errors import ChainError, ConfigError
+
+__all__ = ["Deployment", "Fedshare", "deploy"]
+
+ZERO_ADDRESS = "0x" + "00" * 20
+CREDITOR_ROLE = Web3.keccak(text="CREDITOR_ROLE")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Addresses of one deployment of the contracts."""
+
+    chain_id: int
+    device_registry: str
+    reward_vault: str
+    task_registry: str
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "Deployment":
+        """Reads a deployment file. Raises ConfigError when missing or malformed."""
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"deployment file {path} does not exist") from exc
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"deployment file {path} is malformed: {exc}") from exc
+
+
+def _deploy_one(chain: Chain, wallet: Wallet, artifact: Artifact, *args: Any) -> str:
+    factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    receipt = chain.transact(wallet, factory.constructor(*args))
+    address = receipt.raw["contractAddress"]
+    if not address:
+        raise ChainError(f"deploying {artifact.name} created no contract")
+    return str(address)
+
+
+def deploy(chain: Chain, deployer: Wallet) -> "Fedshare":
+    """Deploys DeviceRegistry, RewardVault and TaskRegistry, and lets the task
+    registry credit the vault. Returns clients bound to the new deployment."""
+    artifacts = compile_contracts()
+    _use_abis(chain, artifacts)
+    registry = _deploy_one(chain, deployer, artifacts["DeviceRegistry"])
+    vault = _deploy_one(chain, deployer, artifacts["RewardVault"], deployer.address,
+                        registry)
+    tasks = _deploy_one(chain, deployer, artifacts["TaskRegistry"], registry, vault)
+    system = Fedshare(chain, Deployment(chain.chain_id, registry, vault, tasks), artifacts)
+    chain.transact(deployer, system.vault.functions.grantRole(CREDITOR_ROLE, tasks))
+    return system
+
+
+def _use_abis(chain: Chain, artifacts: dict[str, Artifact]) -> None:
+    from offchain.chain.revert import RevertDecoder
+
+    chain.decoder = RevertDecoder((a.name, a.abi) for a in artifacts.values())
+
+
+class Fedshare:
+    """Typed access to one deployment: every contract call the workers make."""
+
+    def __init__(self, chain: Chain, deployment: Deployment,
+                 artifacts: dict[str, Artifact] | None = None) -> None:
+        if deployment.chain_id != chain.chain_id:
+            raise ConfigError(
+                f"deployment is for chain {deployment.chain_id}, "
+                f"connected to chain {chain.chain_id}"
+            )
+        artifacts = artifacts or compile_contracts()
+        _use_abis(chain, artifacts)
+        self.chain = chain
+        self.deployment = deployment
+        eth = chain.w3.eth
+        self.devices = eth.contract(address=deployment.device_registry,
+                                    abi=artifacts["DeviceRegistry"].abi)
+        self.vault = eth.contract(address=deployment.reward_vault,
+                                  abi=artifacts["RewardVault"].abi)
+        self.tasks = eth.contract(address=deployment.task_registry,
+                                  abi=artifacts["TaskRegistry"].abi)
+
+    # ------------------------------------------------------------ device registry
+    def register_device(self, owner: Wallet, device: Wallet) -> Receipt:
+        """The owner registers `device`; the device signs its consent."""
+        digest = self.chain.call(self.devices.functions.consentDigest(
+            owner.address, device.address, device.public_key))
+        consent = device.sign_digest(bytes(digest))
+        return self.chain.transact(owner, self.devices.functions.registerDevice(
+            device.address, device.public_key, consent))
+
+    def revoke_device(self, owner: Wallet, device: str) -> Receipt:
+        return self.chain.transact(owner, self.devices.functions.revokeDevice(device))
+
+    def device_owner(self, device: str) -> str:
+        return str(self.chain.call(self.devices.functions.ownerOf(device)))
+
+    def device_active(self, device: str) -> bool:
+        return bool(self.chain.call(self.devices.functions.isActive(device)))
+
+    def device_public_key(self, device: str) -> bytes:
+        return bytes(self.chain.call(self.devices.functions.deviceOf(device))[3])
+
+    def devices_of(self, owner: str) -> list[str]:
+        return list(self.chain.call(self.devices.functions.devicesOf(owner)))
+
+    # ------------------------------------------------------------ reward vault
+    def reward_balance(self, device: str) -> int:
+        return int(self.chain.call(self.vault.functions.balanceOf(device)))
+
+    def total_owed(self) -> int:
+        return int(self.chain.call(self.vault.functions.totalOwed()))
+
+    def withdraw_reward(self, device: Wallet) -> Receipt:
+        return self.chain.transact(device, self.vault.functions.withdraw())
+
+    def claim_rewards(self, owner: Wallet, devices: Sequence[str]) -> Receipt:
+        return self.chain.transact(owner, self.vault.functions.claim(list(devices)))
+
+    # ------------------------------------------------------------ task registry
+    def publish_task(self, requester: Wallet, params: TaskParams,
+                     aggregator: str | None = None) -> tuple[int, Receipt]:
+        """Publishes a task with its escrow; returns the new task id."""
+        receipt = self.chain.transact(
+            requester,
+            self.tasks.functions.publishTask(params.as_tuple(), aggregator or ZERO_ADDRESS),
+            value=params.escrow,
+        )
+        (event,) = self.tasks.events.TaskPublished().process_receipt(receipt.raw, errors=DISCARD)
+        return int(event["args"]["taskId"]), receipt
+
+    def set_aggregator(self, requester: Wallet, task_id: int, aggregator: str) -> Receipt:
+        return self.chain.transact(
+            requester, self.tasks.functions.setAggregator(task_id, aggregator))
+
+    def join(self, device: Wallet, task_id: int) -> Receipt:
+        return self.chain.transact(device, self.tasks.functions.join(task_id))
+
+    def open_round(self, aggregator: Wallet, task_id: int, model_hash: bytes) -> Receipt:
+        return self.chain.transact(
+            aggregator, self.tasks.functions.openRound(task_id, model_hash))
+
+    def commit_update(self, device: Wallet, task_id: int, round_: int,
+                      update_hash: bytes) -> Receipt:
+        return self.chain.transact(
+            device, self.tasks.functions.commitUpdate(task_id, round_, update_hash))
+
+    def submit_scores(self, device: Wallet, task_id: int, round_: int,
+                      scores: Sequence[int]) -> Receipt:
+        return self.chain.transact(
+            device, self.tasks.functions.submitScores(task_id, round_, list(scores)))
+
+    def finalize_round(self, caller: Wallet, task_id: int, round_: int) -> RoundOutcome:
+        """Finalises a round and returns what the contract decided."""
+        receipt = self.chain.transact(
+            caller, self.tasks.functions.finalizeRound(task_id, round_))
+        (final,) = self.tasks.events.RoundFinalized().process_receipt(receipt.raw, errors=DISCARD)
+        assessed = self.tasks.events.QualityAssessed().process_receipt(receipt.raw, errors=DISCARD)
+        args = final["args"]
+        return RoundOutcome(
+            leader=str(args["leader"]),
+            eliminated=None if args["eliminated"] == ZERO_ADDRESS else str(args["eliminated"]),
+            accepted=tuple(str(a) for a in args["accepted"]),
+            reward_paid=int(args["rewardPaid"]),
+            quality={str(e["args"]["device"]): int(e["args"]["quality"]) for e in assessed},
+            rewards={str(e["args"]["device"]): int(e["args"]["reward"]) for e in assessed},
+            gas_used=receipt.gas_used,
+        )
+
+    def submit_aggregate(self, aggregator: Wallet, task_id: int, round_: int,
+                         aggregate_hash: bytes) -> Receipt:
+        return self.chain.transact(
+            aggregator, self.tasks.functions.submitAggregate(task_id, round_, aggregate_hash))
+
+    def publish_model(self, requester: Wallet, task_id: int, round_: int,
+                      model_hash: bytes) -> Receipt:
+        return self.chain.transact(
+            requester, self.tasks.functions.publishModel(task_id, round_, model_hash))
+
+    def cancel_task(self, caller: Wallet, task_id: int) -> Receipt:
+        return self.chain.transact(caller, self.tasks.functions.cancelTask(task_id))
+
+    def withdraw_refund(self, requester: Wallet) -> Receipt:
+        return self.chain.transact(requester, self.tasks.functions.withdrawRefund())
+
+    # ------------------------------------------------------------ task views
+    def task_count(self) -> int:
+        return int(self.chain.call(self.tasks.functions.taskCount()))
+
+    def task_params(self, task_id: int) -> TaskParams:
+        raw = self.chain.call(self.tasks.functions.taskParams(task_id))
+        return TaskParams(*(bytes(v) if isinstance(v, bytes) else v for v in raw))
+
+    def task_state(self, task_id: int) -> TaskState:
+        r = self.chain.call(self.tasks.functions.taskState(task_id))
+        return TaskState(str(r[0]), str(r[1]), TaskStatus(r[2]), int(r[3]), int(r[4]),
+                         int(r[5]), bytes(r[6]))
+
+    def round_info(self, task_id: int, round_: int) -> RoundInfo:
+        r = self.chain.call(self.tasks.functions.roundInfo(task_id, round_))
+        return RoundInfo(RoundStage(r[0]), *[int(v) for v in r[1:7]], str(r[7]), str(r[8]),
+                         bytes(r[9]), bytes(r[10]), bytes(r[11]), int(r[12]))
+
+    def submission(self, task_id: int, round_: int, device: str) -> Submission:
+        r = self.chain.call(self.tasks.functions.submissionOf(task_id, round_, device))
+        return Submission(bytes(r[0]), int(r[1]), bool(r[2]), bool(r[3]), int(r[4]))
+
+    def participants(self, task_id: int) -> list[str]:
+        return list(self.chain.call(self.tasks.functions.participantsOf(task_id)))
+
+    def waiting(self, task_id: int) -> list[str]:
+        return list(self.chain.call(self.tasks.functions.waitingOf(task_id)))
+
+    def member_status(self, task_id: int, device: str) -> MemberStatus:
+        return MemberStatus(self.chain.call(self.tasks.functions.memberStatus(task_id, device)))
+
+    def refund_of(self, requester: str) -> int:
+        return int(self.chain.call(self.tasks.functions.refundOf(requester)))
+
+    def total_held(self) -> int:
+        return int(self.chain.call(self.tasks.functions.totalHeld()))

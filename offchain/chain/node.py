@@ -1,0 +1,146 @@
+"""Connections to a chain: the embedded eth-tester chain or any JSON-RPC node."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from web3 import EthereumTesterProvider, Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from offchain.chain.accounts import Wallet
+from offchain.chain.revert import RevertDecoder
+from offchain.errors import ChainError, TransactionReverted
+
+__all__ = ["Chain", "Receipt"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a mined transaction left: its hash, gas and raw receipt."""
+
+    tx_hash: str
+    gas_used: int
+    block_number: int
+    raw: Any
+
+
+class Chain:
+    """One chain connection plus the revert decoder for the contracts deployed on it."""
+
+    def __init__(self, w3: Web3, *, embedded: bool, url: str | None = None) -> None:
+        self.w3 = w3
+        self.embedded = embedded
+        self.url = url
+        self.decoder = RevertDecoder([])
+
+    @classmethod
+    def embedded_chain(cls) -> "Chain":
+        """A fresh in-process eth-tester chain (py-evm)."""
+        return cls(Web3(EthereumTesterProvider()), embedded=True)
+
+    @classmethod
+    def connect(cls, url: str, *, timeout: float = 30.0) -> "Chain":
+        """Connects to a JSON-RPC node. Raises ChainError when it does not answer."""
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        if not w3.is_connected():
+            raise ChainError(f"no Ethereum node answers at {url}")
+        return cls(w3, embedded=False, url=url)
+
+    def __repr__(self) -> str:
+        where = "embedded eth-tester" if self.embedded else self.url
+        return f"Chain({where}, chain_id={self.chain_id})"
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def now(self) -> int:
+        """Timestamp of the latest block."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def balance(self, address: str) -> int:
+        return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def fund(self, address: str, wei: int) -> None:
+        """Sends `wei` from the node's first unlocked development account."""
+        source = self.w3.eth.accounts[0]
+        tx_hash = self.w3.eth.send_transaction(
+            {"from": source, "to": Web3.to_checksum_address(address), "value": wei}
+        )
+        self.w3.eth.wait_for_transaction_receipt(tx_hash)
+
+    def advance_time(self, seconds: int) -> None:
+        """Moves the chain's clock forward (development chains only) and mines a block."""
+        if self.embedded:
+            tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+            tester.time_travel(self.now() + seconds)
+        else:
+            self.w3.provider.make_request("evm_increaseTime", [seconds])
+            self.w3.provider.make_request("evm_mine", [])
+
+    def transact(self, wallet: Wallet, call: Any, *, value: int = 0) -> Receipt:
+        """Signs and sends a contract call from `wallet` and waits for it.
+
+        Raises TransactionReverted with the contract's custom error when it reverts.
+        """
+        params = {
+            "from": wallet.address,
+            "value": value,
+            "nonce": self.w3.eth.get_transaction_count(wallet.address, "pending"),
+            "chainId": self.chain_id,
+        }
+        tx = self._guard(lambda: call.build_transaction(params))
+        tx_hash = self.w3.eth.send_raw_transaction(wallet.sign_transaction(tx))
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            # Replay the call at the failing block to learn why it reverted.
+            self._guard(lambda: call.call(params, block_identifier=receipt["blockNumber"]))
+            raise TransactionReverted("Reverted", {"tx": tx_hash.hex()})
+        return Receipt(tx_hash.hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]),
+                       receipt)
+
+    def call(self, call: Any) -> Any:
+        """Runs a view call; a revert raises TransactionReverted."""
+        return self._guard(call.call)
+
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except ContractPanicError as exc:
+            raise self.decoder.decode(exc.data) from None
+        except ContractCustomError as exc:
+            raise self.decoder.decode(exc.data) from None
+        except ContractLogicError as exc:
+            data = exc.data if isinstance(exc.data, str) else None
+            raise self.decoder.decode(data, fallback=str(exc.message)) from None
+        except TransactionReverted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - eth-tester's own revert exception
+            data = _tester_revert_data(exc)
+            if data is not None:
+                raise self.decoder.decode(data) from None
+            if "revert" in str(exc).lower():
+                raise TransactionReverted("Reverted", {"reason": str(exc)}) from None
+            raise
+
+
+_TESTER_PREFIX = "execution reverted: b"
+
+
+def _tester_revert_data(exc: Exception) -> bytes | None:
+    """Revert data from eth-tester's TransactionFailed.
+
+    web3's eth-tester provider re-raises it with the revert data written as a Python
+    bytes literal ("execution reverted: b'...'"); web3 itself parses it back the same
+    way for EIP-3668.
+    """
+    message = str(exc.args[0]) if exc.args else ""
+    if not message.startswith(_TESTER_PREFIX):
+        return None
+    try:
+        data = ast.literal_eval(message[len("execution reverted: "):])
+    except (ValueError, SyntaxError):
+        return None
+    return data if isinstance(data, bytes) else None
