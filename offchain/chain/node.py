@@ -80,6 +80,19 @@ class Chain:
             self.w3.provider.make_request("evm_increaseTime", [seconds])
             self.w3.provider.make_request("evm_mine", [])
 
+    def snapshot(self) -> Any:
+        """Takes a snapshot of the chain state (development chains only)."""
+        if self.embedded:
+            return self.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert(self, snapshot_id: Any) -> None:
+        """Returns the chain to `snapshot_id`."""
+        if self.embedded:
+            self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot_id)  # type: ignore[attr-defined]
+        else:
+            self.w3.provider.make_request("evm_revert", [snapshot_id])
+
     def transact(self, wallet: Wallet, call: Any, *, value: int = 0) -> Receipt:
         """Signs and sends a contract call from `wallet` and waits for it.
 

@@ -1,0 +1,163 @@
+"""The ``fedshare`` command line."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from offchain.errors import ChainError, FedshareError
+from offchain.paths import default_home, node_bin
+
+__all__ = ["app"]
+
+app = typer.Typer(help="fedshare: privacy-preserving data sharing between IoT devices "
+                       "and data requesters, settled on Ethereum.",
+                  no_args_is_help=True, add_completion=False)
+chain_app = typer.Typer(help="Local development chains.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
+console = Console(width=None if sys.stdout.isatty() else 132)
+
+ETHER = 10**18
+
+
+def _eth(wei: int) -> str:
+    return f"{wei / ETHER:.4f}"
+
+
+def _fail(exc: FedshareError) -> None:
+    console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def demo(
+    rpc_url: Optional[str] = typer.Option(
+        None, "--rpc-url", help="JSON-RPC URL of a development node (e.g. Anvil from "
+        "'fedshare chain up'); default: the embedded eth-tester chain."),
+    rounds: int = typer.Option(5, help="Federated rounds."),
+    owners: int = typer.Option(2, help="Device owners (master wallets)."),
+    devices_per_owner: int = typer.Option(5, help="Devices per owner."),
+    max_participants: int = typer.Option(8, help="Participants per round; later joiners "
+                                         "wait and replace eliminated devices."),
+    key_bits: int = typer.Option(2048, help="Paillier key size (2048 or 3072)."),
+    seed: int = typer.Option(0, help="Seed of the data split, model and training."),
+    home: Path = typer.Option(default_home(), help="Where runs keep keys, blobs and "
+                              "reports."),
+) -> None:
+    """Run a whole task: 2 owners x 5 devices train MNIST digits with DP-SGD, send
+    Paillier-encrypted updates, verify each other on chain, and get paid."""
+    from offchain.roles import TaskPlan  # heavy imports (torch, opacus) only when needed
+    from offchain.runner import RunConfig, run_task
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.simplefilter("ignore", UserWarning)  # Opacus' notes on secure RNG etc.
+    try:
+        config = RunConfig(owners=owners, devices_per_owner=devices_per_owner,
+                           plan=TaskPlan(rounds=rounds, max_participants=max_participants),
+                           key_bits=key_bits, seed=seed, home=home, rpc_url=rpc_url)
+        report = _run_with_progress(config, run_task)
+    except FedshareError as exc:
+        _fail(exc)
+        return
+    _print_summary(report)
+
+
+def _run_with_progress(config: Any, run_task: Any) -> Any:
+    plan = config.plan
+    per_round = min(config.devices, plan.max_participants) * 2
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        overall = bar.add_task("setting up", total=plan.rounds)
+        steps = bar.add_task("round", total=per_round, visible=False)
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "setup":
+                bar.update(overall, description=f"setting up: {data['step']}")
+            elif kind == "published":
+                bar.update(overall, description="rounds")
+                console.print(
+                    f"task {data['task_id']} published, escrow {_eth(data['escrow'])} ETH, "
+                    f"initial accuracy {data['accuracy']:.1%}")
+            elif kind == "round":
+                bar.reset(steps, total=data["participants"] * 2, visible=True,
+                          description=f"round {data['round']}: train, encrypt, verify")
+            elif kind in ("trained", "scored"):
+                bar.advance(steps)
+            elif kind == "round_done":
+                bar.advance(overall)
+                bar.update(steps, visible=False)
+                r = data["record"]
+                console.print(
+                    f"round {r.round}: accuracy {r.accuracy:.1%}, ε {r.epsilon:.2f}, "
+                    f"leader {r.leader}, eliminated {r.eliminated or '-'}")
+
+        return run_task(config, on_event)
+
+
+def _print_summary(report: Any) -> None:
+    table = Table(title=f"task {report.task_id} on {report.chain}")
+    for name in ("round", "accuracy", "ε (δ=1e-5)", "participants", "accepted", "leader",
+                 "eliminated", "rewards (ETH)", "gas / participant", "gas (round)", "s"):
+        table.add_column(name, justify="right")
+    for r in report.rounds:
+        table.add_row(str(r.round), f"{r.accuracy:.2%}", f"{r.epsilon:.2f}",
+                      str(r.participants), str(r.accepted), r.leader, r.eliminated or "-",
+                      _eth(r.reward_paid), f"{r.gas_per_participant:,}", f"{r.gas_round:,}",
+                      f"{r.seconds:.1f}")
+    console.print(table)
+    console.print(f"final accuracy: [bold]{report.final_accuracy:.2%}[/] "
+                  f"(initial {report.initial_accuracy:.2%})")
+    for i, (owner, wei) in enumerate(report.claimed.items(), start=1):
+        console.print(f"owner o{i} {owner} claimed {_eth(wei)} ETH for its devices")
+    console.print(f"requester refund of unspent escrow: {_eth(report.refund)} ETH")
+    console.print(f"artefacts (keys, blobs, deployment, report.json): {report.run_dir}")
+    console.print(f"wall time: {report.seconds:.1f} s")
+
+
+@chain_app.command("up")
+def chain_up(
+    port: int = typer.Option(8545, help="Port to listen on (127.0.0.1)."),
+) -> None:
+    """Start a local Anvil node (from npm) in the foreground; Ctrl-C stops it.
+    Then run e.g. 'fedshare demo --rpc-url http://127.0.0.1:8545'."""
+    anvil = node_bin("anvil")
+    if not anvil.exists():
+        _fail(ChainError(f"{anvil} is missing: run 'npm ci' in the project root"))
+    console.print(f"Anvil on http://127.0.0.1:{port}")
+    try:
+        subprocess.run([str(anvil), "--host", "127.0.0.1", "--port", str(port),
+                        "--silent"], check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def compile(force: bool = typer.Option(False, help="Rebuild even if cached.")) -> None:
+    """Compile the contracts with the npm solc (cached under build/)."""
+    from offchain.chain.compile import compile_contracts
+
+    try:
+        artifacts = compile_contracts(force=force)
+    except FedshareError as exc:
+        _fail(exc)
+        return
+    for name, artifact in artifacts.items():
+        console.print(f"{name}: {len(artifact.bytecode) // 2 - 1:,} bytes")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,98 @@
+"""Federated averaging of model deltas (plain numpy; encryption happens elsewhere)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from offchain.errors import LearningError, UpdateRejected
+
+__all__ = ["clip_update", "clipped_fraction", "average", "apply_update"]
+
+
+def _finite_vector(vec: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(vec)
+    if arr.dtype.kind not in "fiu":
+        raise UpdateRejected(f"{what} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise UpdateRejected(f"{what} must be 1-D, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise UpdateRejected(
+            f"{what} has {int(bad.sum())} non-finite values (first at index "
+            f"{int(np.argmax(bad))})"
+        )
+    return arr
+
+
+def _check_bound(bound: float) -> float:
+    try:
+        value = float(bound)
+    except (TypeError, ValueError) as exc:
+        raise LearningError(f"bound must be a number, got {bound!r}") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise LearningError(f"bound must be finite and > 0, got {bound!r}")
+    return value
+
+
+def clip_update(delta: np.ndarray, bound: float) -> np.ndarray:
+    """Clip every coordinate of ``delta`` into ``[-bound, bound]`` (new float32 array).
+
+    Raises UpdateRejected for a non-1-D or non-finite ``delta``; LearningError
+    for a bound that is not finite and positive.
+    """
+    limit = _check_bound(bound)
+    arr = _finite_vector(delta, "delta")
+    return np.clip(arr.astype(np.float32), -limit, limit).astype(np.float32)
+
+
+def clipped_fraction(delta: np.ndarray, bound: float) -> float:
+    """Fraction of ``delta``'s coordinates with ``|delta_i| > bound`` (0 if empty).
+
+    Raises UpdateRejected for a non-1-D or non-finite ``delta``; LearningError
+    for a bound that is not finite and positive.
+    """
+    limit = _check_bound(bound)
+    arr = _finite_vector(delta, "delta")
+    if arr.size == 0:
+        return 0.0
+    return float(np.count_nonzero(np.abs(arr) > limit)) / arr.size
+
+
+def average(deltas: Sequence[np.ndarray]) -> np.ndarray:
+    """Coordinate-wise mean of ``deltas`` (computed in float64, returned float32).
+
+    Raises LearningError for no deltas or deltas of different lengths;
+    UpdateRejected for a non-1-D or non-finite delta.
+    """
+    items = list(deltas)
+    if not items:
+        raise LearningError("cannot average zero deltas")
+    arrays = [_finite_vector(d, f"delta {i}") for i, d in enumerate(items)]
+    sizes = sorted({a.shape[0] for a in arrays})
+    if len(sizes) > 1:
+        lengths = [a.shape[0] for a in arrays]
+        raise LearningError(f"deltas have different lengths: {lengths}")
+    total = np.zeros(sizes[0], dtype=np.float64)
+    for a in arrays:
+        total += a
+    return (total / len(arrays)).astype(np.float32)
+
+
+def apply_update(global_vec: np.ndarray, mean_delta: np.ndarray) -> np.ndarray:
+    """Return the next global model ``global_vec + mean_delta`` as float32.
+
+    Raises LearningError if the lengths differ; UpdateRejected for a non-1-D or
+    non-finite input or a sum that overflows float32.
+    """
+    base = _finite_vector(global_vec, "global vector")
+    step = _finite_vector(mean_delta, "mean delta")
+    if base.shape != step.shape:
+        raise LearningError(
+            f"global vector has {base.shape[0]} values, mean delta {step.shape[0]}"
+        )
+    with np.errstate(over="ignore"):
+        out = base.astype(np.float32) + step.astype(np.float32)
+    return _finite_vector(out, "updated global vector")

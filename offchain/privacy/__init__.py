@@ -1,0 +1,23 @@
+"""Differential privacy for local training: DP-SGD via Opacus and ε accounting."""
+
+from offchain.privacy.dp import (
+    DEFAULT_DELTA,
+    DPConfig,
+    DPDisabledWarning,
+    LocalUpdate,
+    PrivacyAccountant,
+    default_config,
+    steps_per_epoch,
+    train_local,
+)
+
+__all__ = [
+    "DEFAULT_DELTA",
+    "DPConfig",
+    "DPDisabledWarning",
+    "LocalUpdate",
+    "PrivacyAccountant",
+    "default_config",
+    "steps_per_epoch",
+    "train_local",
+]
