@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import warnings
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from offchain.errors import ChainError, FedshareError
+from offchain.errors import ChainError, ConfigError, FedshareError
 from offchain.paths import default_home, node_bin
 
 __all__ = ["app"]
@@ -139,6 +140,68 @@ def chain_up(
                         "--silent"], check=False)
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def deploy(
+    rpc_url: str = typer.Option(..., "--rpc-url", help="JSON-RPC URL of the node."),
+    keystore: Optional[Path] = typer.Option(
+        None, help="V3 keystore of the deployer (password in FEDSHARE_PASSWORD); "
+        "default: the key in FEDSHARE_PRIVATE_KEY."),
+    out: Path = typer.Option(default_home() / "deployment.json",
+                             help="Where to write the contract addresses."),
+) -> None:
+    """Deploy DeviceRegistry, RewardVault and TaskRegistry to a node."""
+    from offchain.chain.accounts import load_wallet
+    from offchain.chain.contracts import deploy as deploy_contracts
+    from offchain.chain.node import Chain
+
+    try:
+        system = deploy_contracts(Chain.connect(rpc_url), load_wallet(keystore))
+    except FedshareError as exc:
+        _fail(exc)
+        return
+    system.deployment.save(out)
+    for name, value in vars(system.deployment).items():
+        console.print(f"{name}: {value}")
+    console.print(f"written to {out}")
+
+
+@app.command("new-account")
+def new_account(
+    keystore: Path = typer.Argument(..., help="Keystore file to create."),
+) -> None:
+    """Create a wallet as an encrypted V3 keystore (password from FEDSHARE_PASSWORD
+    or asked for). Prints only the address."""
+    from offchain.chain.accounts import new_wallet, save_keystore
+
+    if keystore.exists():
+        _fail(ConfigError(f"{keystore} already exists; not overwriting a key"))
+    password = os.environ.get("FEDSHARE_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    wallet = new_wallet()
+    save_keystore(keystore, wallet, password)
+    console.print(f"{wallet.address} -> {keystore}")
+
+
+@app.command("paillier-keys")
+def paillier_keys(
+    out_dir: Path = typer.Argument(..., help="Folder for paillier.pub.json and "
+                                   "paillier.key.json (0600)."),
+    bits: int = typer.Option(2048, help="Key size: 2048 (default) or 3072."),
+) -> None:
+    """Create a requester's Paillier key pair."""
+    from offchain.crypto import generate_keypair, save_private_key, save_public_key
+
+    try:
+        public_key, private_key = generate_keypair(bits=bits)
+    except FedshareError as exc:
+        _fail(exc)
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_public_key(out_dir / "paillier.pub.json", public_key)
+    save_private_key(out_dir / "paillier.key.json", private_key)
+    console.print(f"key id 0x{public_key.key_id.hex()} -> {out_dir}")
 
 
 @app.command()

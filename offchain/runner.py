@@ -91,6 +91,8 @@ class RunReport:
     refund: int
     model_hashes: list[str]
     labels: dict[str, str]
+    requester: str
+    deployment: dict[str, Any]
     run_dir: str
     seconds: float
 
@@ -102,8 +104,10 @@ def _quiet(kind: str, data: dict[str, Any]) -> None:
     return None
 
 
-def run_task(config: RunConfig, progress: Progress = _quiet) -> RunReport:
-    """Runs one task end to end on the embedded chain (or `config.rpc_url`)."""
+def run_task(config: RunConfig, progress: Progress = _quiet, *,
+             chain: Chain | None = None) -> RunReport:
+    """Runs one task end to end on `chain`, or else on a new embedded chain (or the
+    node at `config.rpc_url`)."""
     started = time.perf_counter()
     run_dir = config.home / "runs" / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +115,8 @@ def run_task(config: RunConfig, progress: Progress = _quiet) -> RunReport:
     mailbox = Mailbox(run_dir / "mailbox")
 
     progress("setup", {"step": "chain"})
-    chain = Chain.connect(config.rpc_url) if config.rpc_url else Chain.embedded_chain()
+    if chain is None:
+        chain = Chain.connect(config.rpc_url) if config.rpc_url else Chain.embedded_chain()
     deployer, requester_w, aggregator_w = new_wallet(), new_wallet(), new_wallet()
     owners_w = [new_wallet() for _ in range(config.owners)]
     devices_w = [new_wallet() for _ in range(config.devices)]
@@ -202,7 +207,7 @@ def run_task(config: RunConfig, progress: Progress = _quiet) -> RunReport:
     refund = requester.withdraw_refund()
     report = RunReport(
         task_id=task_id,
-        chain=config.rpc_url or "embedded eth-tester",
+        chain=chain.url or "embedded eth-tester",
         initial_accuracy=initial_accuracy,
         final_accuracy=records[-1].accuracy,
         rounds=records,
@@ -210,6 +215,8 @@ def run_task(config: RunConfig, progress: Progress = _quiet) -> RunReport:
         refund=refund,
         model_hashes=model_hashes,
         labels=labels,
+        requester=requester.address,
+        deployment=asdict(fs.deployment),
         run_dir=str(run_dir),
         seconds=time.perf_counter() - started,
     )

@@ -229,11 +229,13 @@ def check_vector(vec: np.ndarray, size: int, *, what: str = "vector") -> np.ndar
 def vector_to_model(spec: ModelSpec, vec: np.ndarray) -> nn.Module:
     """Build ``spec``'s model with its parameters taken from ``vec``.
 
+    Leaves torch's global RNG untouched.
     Raises UpdateRejected if ``vec`` is not a finite 1-D vector of
     ``num_parameters(spec)`` values.
     """
     arr = check_vector(vec, num_parameters(spec), what="model vector")
-    model = build_model(spec)
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten
+        model = build_model(spec)
     offset = 0
     with torch.no_grad():
         for p in model.parameters():

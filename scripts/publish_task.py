@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""A requester publishes a learning task with escrowed reward against any RPC URL.
+
+    export FEDSHARE_PASSWORD=...        # password of the keystore file
+    python scripts/publish_task.py --rpc-url http://127.0.0.1:8545 \
+        --deployment .fedshare/deployment.json --keystore requester.json \
+        --paillier-key requester.pub.json --rounds 5 --reward-eth 0.5
+
+Without --keystore the key is read from FEDSHARE_PRIVATE_KEY. The initial model is
+stored in --blobs and its content hash goes on chain; the task id is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from offchain.chain.accounts import load_wallet
+from offchain.chain.contracts import Deployment, Fedshare
+from offchain.chain.node import Chain
+from offchain.crypto import load_public_key
+from offchain.errors import FedshareError
+from offchain.learning.model import ModelSpec, initial_vector
+from offchain.roles.models import store_model
+from offchain.roles.requester import TaskPlan
+from offchain.storage import BlobStore
+
+ETHER = 10**18
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rpc-url", required=True)
+    parser.add_argument("--deployment", type=Path, required=True,
+                        help="deployment.json written by 'fedshare deploy'")
+    parser.add_argument("--keystore", type=Path, help="V3 keystore of the requester")
+    parser.add_argument("--paillier-key", type=Path, required=True,
+                        help="the requester's Paillier public-key file")
+    parser.add_argument("--aggregator", help="address of the aggregator (optional)")
+    parser.add_argument("--blobs", type=Path, default=Path(".fedshare/blobs"))
+    parser.add_argument("--category", default="mnist-digits")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--round-duration", type=int, default=600, help="seconds")
+    parser.add_argument("--reward-eth", type=float, default=0.5, help="reward per round")
+    parser.add_argument("--min-participants", type=int, default=3)
+    parser.add_argument("--max-participants", type=int, default=8)
+    parser.add_argument("--min-quality", type=int, default=0, help="basis points")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial model")
+    args = parser.parse_args(argv)
+    try:
+        plan = TaskPlan(category=args.category, rounds=args.rounds,
+                        round_duration=args.round_duration,
+                        reward_per_round=int(args.reward_eth * ETHER),
+                        min_participants=args.min_participants,
+                        max_participants=args.max_participants,
+                        min_quality=args.min_quality)
+        wallet = load_wallet(args.keystore)
+        fs = Fedshare(Chain.connect(args.rpc_url), Deployment.load(args.deployment))
+        key = load_public_key(args.paillier_key)
+        model_hash = store_model(BlobStore(args.blobs), initial_vector(ModelSpec(),
+                                                                       seed=args.seed))
+        task_id, receipt = fs.publish_task(wallet, plan.params(model_hash, key.key_id),
+                                           args.aggregator)
+    except FedshareError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"task {task_id} published by {wallet.address}: escrow "
+          f"{plan.rounds * plan.reward_per_round / ETHER} ETH, gas {receipt.gas_used}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

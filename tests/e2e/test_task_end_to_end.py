@@ -1,0 +1,81 @@
+"""A whole task, publish to claim, through every real part: compiled contracts,
+Opacus DP-SGD, packed Paillier (phe), the blob store, and an embedded or real chain."""
+
+from __future__ import annotations
+
+import pytest
+
+from offchain.chain.contracts import Deployment, Fedshare
+from offchain.chain.node import Chain
+from offchain.chain.types import RoundStage, TaskStatus
+from offchain.learning.model import ModelSpec, decode_vector, num_parameters
+from offchain.roles import TaskPlan
+from offchain.runner import ETHER, RunConfig, run_task
+from offchain.storage import BlobStore
+
+PLAN = TaskPlan(rounds=2, round_duration=600, reward_per_round=ETHER // 2,
+                min_participants=3, max_participants=3)
+
+
+def _fees_paid(chain: Chain, address: str) -> int:
+    """Wei `address` spent on gas, summed over every transaction it sent."""
+    w3 = chain.w3
+    total = 0
+    for number in range(w3.eth.block_number + 1):
+        for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if tx["from"] == address:
+                receipt = w3.eth.get_transaction_receipt(tx["hash"])
+                total += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    return total
+
+
+def _run_and_check(chain: Chain, tmp_path) -> None:
+    config = RunConfig(owners=1, devices_per_owner=3, plan=PLAN, seed=1, home=tmp_path)
+    report = run_task(config, chain=chain)
+    fs = Fedshare(chain, Deployment(**report.deployment))
+
+    # Task completed; every round closed on the model hash the requester stored.
+    state = fs.task_state(report.task_id)
+    assert state.status is TaskStatus.COMPLETED
+    assert len(report.model_hashes) == PLAN.rounds + 1
+    assert fs.task_params(report.task_id).model_hash.hex() == report.model_hashes[0]
+    store = BlobStore(tmp_path / "runs" / report.run_dir.split("/")[-1] / "blobs")
+    for round_ in range(PLAN.rounds):
+        info = fs.round_info(report.task_id, round_)
+        assert info.stage is RoundStage.CLOSED
+        assert info.global_model_hash.hex() == report.model_hashes[round_]
+        assert info.new_model_hash.hex() == report.model_hashes[round_ + 1]
+        model = decode_vector(store.get(info.new_model_hash),
+                              expected_size=num_parameters(ModelSpec()))
+        assert model.shape == (num_parameters(ModelSpec()),)
+    assert state.current_model.hex() == report.model_hashes[-1]
+
+    # Learning happened.
+    assert report.final_accuracy > report.initial_accuracy + 0.3
+    assert all(0 < r.epsilon < 20 for r in report.rounds)
+    assert report.rounds[1].epsilon > report.rounds[0].epsilon
+
+    # Money: every escrowed wei went to the devices' owner or back to the requester.
+    escrow = PLAN.rounds * PLAN.reward_per_round
+    paid = sum(r.reward_paid for r in report.rounds)
+    (owner, claimed), = report.claimed.items()
+    assert claimed == paid
+    assert report.refund == escrow - paid
+    assert fs.refund_of(report.requester) == 0
+    assert chain.balance(fs.deployment.task_registry) == 0 == fs.total_held()
+    assert chain.balance(fs.deployment.reward_vault) == 0 == fs.total_owed()
+    for device in fs.devices_of(owner):
+        assert fs.reward_balance(device) == 0
+    assert chain.balance(owner) == 10 * ETHER + claimed - _fees_paid(chain, owner)
+    requester_start = escrow + 10 * ETHER
+    assert (chain.balance(report.requester)
+            == requester_start - escrow + report.refund - _fees_paid(chain, report.requester))
+
+
+def test_three_devices_two_rounds_on_embedded_chain(tmp_path):
+    _run_and_check(Chain.embedded_chain(), tmp_path)
+
+
+@pytest.mark.anvil
+def test_three_devices_two_rounds_on_anvil(anvil_url, tmp_path):
+    _run_and_check(Chain.connect(anvil_url), tmp_path)
