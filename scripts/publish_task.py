@@ -22,7 +22,7 @@ from offchain.chain.node import Chain
 from offchain.crypto import load_public_key
 from offchain.errors import FedshareError
 from offchain.learning.model import ModelSpec, initial_vector
-from offchain.roles.models import store_model
+from offchain.roles.common import store_model
 from offchain.roles.requester import TaskPlan
 from offchain.storage import BlobStore
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare
 from offchain.crypto import EncryptedVector, PublicKey, aggregate
-from offchain.errors import AggregationError, KeyMismatchError
+from offchain.errors import AggregationError
+from offchain.roles.common import require_task_key
 from offchain.storage import BlobStore
 
 __all__ = ["Aggregator"]
@@ -28,12 +29,7 @@ class Aggregator:
     def open_round(self, task_id: int) -> int:
         """Opens the task's next round on its current global model; returns its index."""
         state = self.fs.task_state(task_id)
-        key_hash = self.fs.task_params(task_id).paillier_key_hash
-        if key_hash != self.public_key.key_id:
-            raise KeyMismatchError(
-                f"task {task_id} names Paillier key 0x{key_hash.hex()[:16]}…, "
-                f"the aggregator holds 0x{self.public_key.key_id.hex()[:16]}…"
-            )
+        require_task_key(self.fs, task_id, self.public_key, "aggregator")
         self.fs.open_round(self.wallet, task_id, state.current_model)
         return state.rounds_opened
 

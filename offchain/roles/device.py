@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare
 from offchain.crypto import PackingSpec, PublicKey, encrypt_vector, seal, unseal
-from offchain.errors import FedshareError, KeyMismatchError
+from offchain.errors import FedshareError
 from offchain.learning.data import DeviceData
 from offchain.learning.evaluate import score_update
 from offchain.learning.model import ModelSpec, decode_vector, encode_vector, num_parameters
 from offchain.privacy import DPConfig, PrivacyAccountant, train_local
-from offchain.roles.models import load_model
+from offchain.roles.common import load_model, require_task_key
 from offchain.storage import BlobStore
 from offchain.storage.mailbox import Mailbox
 
@@ -64,12 +64,7 @@ class Device:
 
     def join(self, task_id: int) -> None:
         """Joins the task (as participant, or on the waiting list)."""
-        key_hash = self.fs.task_params(task_id).paillier_key_hash
-        if key_hash != self.paillier_key.key_id:
-            raise KeyMismatchError(
-                f"task {task_id} names Paillier key 0x{key_hash.hex()[:16]}…, "
-                f"the device holds 0x{self.paillier_key.key_id.hex()[:16]}…"
-            )
+        require_task_key(self.fs, task_id, self.paillier_key, "device")
         self.fs.join(self.wallet, task_id)
 
     def train_and_commit(self, task_id: int, round_: int,

@@ -13,7 +13,7 @@ from offchain.crypto import EncryptedVector, PrivateKey, PublicKey, decrypt_sum
 from offchain.errors import AggregationError, ConfigError
 from offchain.learning.fedavg import apply_update
 from offchain.learning.model import ModelSpec
-from offchain.roles.models import load_model, store_model
+from offchain.roles.common import load_model, store_model
 from offchain.storage import BlobStore
 
 __all__ = ["TaskPlan", "Requester"]
