@@ -14,8 +14,11 @@ import {Quality} from "./libraries/Quality.sol";
 contract TaskRegistry is ITaskRegistry, ReentrancyGuard {
     /// @notice Upper bound on a task's participants; bounds every loop of a transaction.
     uint16 public constant MAX_PARTICIPANTS = 64;
-    /// @notice A live task with no progress for this many round durations may be cancelled by anyone.
+    /// @notice A running task (a round was opened) with no progress for this many round
+    /// durations may be cancelled by anyone.
     uint64 public constant STALL_FACTOR = 3;
+    /// @notice Longest round phase; keeps every deadline far from uint64 overflow.
+    uint64 public constant MAX_ROUND_DURATION = 365 days;
 
     IDeviceRegistry private immutable _devices;
     IRewardVault private immutable _vault;
@@ -46,7 +49,9 @@ contract TaskRegistry is ITaskRegistry, ReentrancyGuard {
         if (p.minParticipants < 2 || p.minParticipants > p.maxParticipants || p.maxParticipants > MAX_PARTICIPANTS) {
             revert TaskRegistryInvalidParticipantBounds(p.minParticipants, p.maxParticipants);
         }
-        if (p.rounds == 0 || p.roundDuration == 0) revert TaskRegistryInvalidSchedule(p.rounds, p.roundDuration);
+        if (p.rounds == 0 || p.roundDuration == 0 || p.roundDuration > MAX_ROUND_DURATION) {
+            revert TaskRegistryInvalidSchedule(p.rounds, p.roundDuration);
+        }
         if (p.rewardPerRound == 0) revert TaskRegistryZeroReward();
         if (p.minQuality > Quality.MAX_SCORE) revert TaskRegistryInvalidQualityThreshold(p.minQuality);
         if (p.modelHash == bytes32(0) || p.paillierKeyHash == bytes32(0)) revert TaskRegistryZeroHash();
@@ -96,7 +101,7 @@ contract TaskRegistry is ITaskRegistry, ReentrancyGuard {
     /// @inheritdoc ITaskRegistry
     function cancelTask(uint256 taskId) external {
         TaskState storage t = _liveTask(taskId);
-        uint256 stalledAfter = uint256(t.lastProgressAt) + STALL_FACTOR * _params[taskId].roundDuration;
+        uint256 stalledAfter = uint256(t.lastProgressAt) + uint256(STALL_FACTOR) * _params[taskId].roundDuration;
         bool idle = t.roundsOpened == 0 || _rounds[taskId][t.roundsOpened - 1].stage == RoundStage.Closed;
         bool requesterMay = msg.sender == t.requester && idle;
         bool anyoneMay = t.roundsOpened > 0 && block.timestamp > stalledAfter;

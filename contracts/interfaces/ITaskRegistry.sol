@@ -144,7 +144,7 @@ interface ITaskRegistry {
 
     /// @notice Thrown when participant bounds are not 2 <= min <= max <= MAX_PARTICIPANTS.
     error TaskRegistryInvalidParticipantBounds(uint16 minParticipants, uint16 maxParticipants);
-    /// @notice Thrown when rounds or the round duration is zero.
+    /// @notice Thrown when rounds is zero or the round duration is zero or above MAX_ROUND_DURATION.
     error TaskRegistryInvalidSchedule(uint64 rounds, uint64 roundDuration);
     /// @notice Thrown when the reward per round is zero.
     error TaskRegistryZeroReward();

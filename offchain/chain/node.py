@@ -72,10 +72,14 @@ class Chain:
         self.w3.eth.wait_for_transaction_receipt(tx_hash)
 
     def advance_time(self, seconds: int) -> None:
-        """Moves the chain's clock forward (development chains only) and mines a block."""
+        """Moves the chain's clock at least `seconds` forward (development chains only)
+        and mines a block."""
         if self.embedded:
             tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
-            tester.time_travel(self.now() + seconds)
+            # eth-tester's pending block follows the wall clock: travel from the later
+            # of it and the latest block, so the clock always moves by `seconds`.
+            pending = int(tester.get_block_by_number("pending")["timestamp"])
+            tester.time_travel(max(pending, self.now()) + seconds)
         else:
             self.w3.provider.make_request("evm_increaseTime", [seconds])
             self.w3.provider.make_request("evm_mine", [])

@@ -1,0 +1,549 @@
+"""Shared helpers of the contract tests, in the spirit of OpenZeppelin's test helpers:
+revert expectations with exact custom-error arguments, the steps of a task's life
+(register, publish, join, open, commit, score, finalise, close), time travel, and a
+Python model of proof of quality to check the contract's arithmetic against, and a
+hand-assembled contract wallet to test payments to contracts and re-entrancy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from offchain.chain.accounts import Wallet
+from offchain.chain.contracts import CREDITOR_ROLE, Fedshare
+from offchain.chain.node import Receipt
+from offchain.chain.types import RoundOutcome, RoundStage
+from offchain.errors import TransactionReverted
+from tests.conftest import ETHER, task_params
+
+__all__ = [
+    "CREDITOR_ROLE",
+    "ETHER",
+    "MODEL",
+    "STALL_FACTOR",
+    "ZERO_ADDRESS",
+    "ZERO_HASH",
+    "ContractWallet",
+    "RoundModel",
+    "addresses",
+    "advance_past",
+    "assert_solvent",
+    "close_round",
+    "commit_updates",
+    "expected_round",
+    "finalize",
+    "gas_cost",
+    "gt",
+    "h",
+    "join_task",
+    "median",
+    "open_round",
+    "play_round",
+    "publish_task",
+    "register_devices",
+    "reverts_with",
+    "selector",
+    "setup_task",
+    "submit_scores",
+    "update_hash",
+]
+
+MODEL = task_params().model_hash
+ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_HASH = b"\0" * 32
+STALL_FACTOR = 3
+
+
+def h(n: int) -> bytes:
+    """A distinct non-zero bytes32."""
+    return (0xF5_0000 + n).to_bytes(32, "big")
+
+
+def update_hash(round_: int, device: Wallet | str) -> bytes:
+    """The (arbitrary, non-zero) hash `device` commits in a round."""
+    return bytes(Web3.keccak(text=f"update:{round_}:{device}"))
+
+
+def addresses(wallets: Iterable[Wallet]) -> list[str]:
+    return [w.address for w in wallets]
+
+
+# ---------------------------------------------------------------- revert expectations
+
+
+def gt(bound: int) -> Callable[[Any], bool]:
+    """Matcher for an error argument that must be strictly greater than `bound`."""
+    matcher = lambda value: value > bound
+    matcher.__name__ = f"> {bound}"
+    return matcher
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return value.lower()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    return value
+
+
+def _matches(expected: Any, actual: Any) -> bool:
+    if callable(expected) and not isinstance(expected, type):
+        return bool(expected(actual))
+    return _norm(expected) == _norm(actual)
+
+
+@contextmanager
+def reverts_with(error_name: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """Expects the block to revert with the custom error `error_name`.
+
+    Positional `args` must be the error's arguments, all of them, in order (like
+    ``.withArgs(...)``); keyword `kwargs` name a subset. An expected value may be a
+    predicate (e.g. :func:`gt`). Addresses compare case-insensitively.
+    """
+    with pytest.raises(TransactionReverted) as info:
+        yield info
+    err = info.value
+    assert err.error_name == error_name, f"reverted with {err}, expected {error_name}"
+    actual = err.error_args
+    if args:
+        values = list(actual.values())
+        assert len(values) == len(args), f"{err}: expected {len(args)} arguments"
+        for name, want, got in zip(actual, args, values):
+            assert _matches(want, got), f"{err}: {name} is {got!r}, expected {want!r}"
+    for name, want in kwargs.items():
+        assert name in actual, f"{err} has no argument {name}"
+        assert _matches(want, actual[name]), (
+            f"{err}: {name} is {actual[name]!r}, expected {want!r}"
+        )
+
+
+def gas_cost(receipt: Receipt) -> int:
+    """Wei the sender paid for gas."""
+    return int(receipt.raw["gasUsed"]) * int(receipt.raw["effectiveGasPrice"])
+
+
+# ---------------------------------------------------------------- time
+
+
+def advance_past(fs: Fedshare, timestamp: int) -> None:
+    """Moves the clock so that the next block is strictly after `timestamp`."""
+    now = fs.chain.now()
+    if now <= timestamp:
+        # eth-tester's time travel is measured against the pending block, whose
+        # timestamp may already be ahead of the latest one (it follows the wall clock):
+        # travel strictly past both so that a block is really mined.
+        pending = int(fs.chain.w3.eth.get_block("pending")["timestamp"])
+        # On the embedded chain the mined block is one second short of the target.
+        fs.chain.advance_time(max(timestamp, pending) + 2 - now)
+    assert fs.chain.now() > timestamp
+
+
+# ---------------------------------------------------------------- task life
+
+
+def register_devices(fs: Fedshare, owner: Wallet, devices: Iterable[Wallet]) -> None:
+    for device in devices:
+        if not fs.device_active(device.address):
+            fs.register_device(owner, device)
+
+
+def publish_task(
+    fs: Fedshare, actors, *, with_aggregator: bool = True, **overrides
+) -> int:
+    task_id, _ = fs.publish_task(
+        actors.requester,
+        task_params(**overrides),
+        actors.aggregator.address if with_aggregator else None,
+    )
+    return task_id
+
+
+def join_task(fs: Fedshare, task_id: int, devices: Iterable[Wallet]) -> None:
+    for device in devices:
+        fs.join(device, task_id)
+
+
+def setup_task(
+    fs: Fedshare, actors, n: int = 3, **overrides
+) -> tuple[int, tuple[Wallet, ...]]:
+    """Registers the first `n` devices (to the owner), publishes a task and joins them."""
+    devices = actors.devices[:n]
+    register_devices(fs, actors.owner, devices)
+    task_id = publish_task(fs, actors, **overrides)
+    join_task(fs, task_id, devices)
+    return task_id, devices
+
+
+def open_round(fs: Fedshare, actors, task_id: int) -> int:
+    """The aggregator opens the next round on the task's current model; returns its index."""
+    state = fs.task_state(task_id)
+    fs.open_round(actors.aggregator, task_id, state.current_model)
+    return state.rounds_opened
+
+
+def commit_updates(
+    fs: Fedshare, task_id: int, round_: int, devices: Iterable[Wallet]
+) -> None:
+    for device in devices:
+        fs.commit_update(device, task_id, round_, update_hash(round_, device))
+
+
+def submit_scores(
+    fs: Fedshare, task_id: int, round_: int, rows: Mapping[Wallet, Sequence[int]]
+) -> None:
+    for device, row in rows.items():
+        fs.submit_scores(device, task_id, round_, list(row))
+
+
+def finalize(fs: Fedshare, actors, task_id: int, round_: int) -> RoundOutcome:
+    """Finalises the round (waiting for the score deadline when not everyone scored)."""
+    info = fs.round_info(task_id, round_)
+    if not (
+        info.committed == info.scored
+        and (
+            info.committed == info.participants or fs.chain.now() > info.commit_deadline
+        )
+    ):
+        advance_past(fs, info.score_deadline)
+    return fs.finalize_round(actors.stranger, task_id, round_)
+
+
+def close_round(
+    fs: Fedshare, actors, task_id: int, round_: int, new_model: bytes | None = None
+) -> None:
+    """Aggregates (when anything was accepted) and publishes the round's new model."""
+    if fs.round_info(task_id, round_).stage is RoundStage.FINALIZED:
+        fs.submit_aggregate(actors.aggregator, task_id, round_, h(500 + round_))
+    fs.publish_model(actors.requester, task_id, round_, new_model or h(700 + round_))
+
+
+def play_round(
+    fs: Fedshare,
+    actors,
+    task_id: int,
+    *,
+    committers: Sequence[Wallet] | None = None,
+    rows: Mapping[Wallet, Sequence[int]] | None = None,
+    close: bool = False,
+) -> tuple[int, list[str], RoundOutcome]:
+    """Opens a round, commits (all participants by default), scores `rows`, finalises.
+
+    Returns the round index, the round's participants (the order scores follow) and
+    the outcome.
+    """
+    round_ = open_round(fs, actors, task_id)
+    participants = fs.participants(task_id)
+    if committers is None:
+        committers = [d for d in actors.devices if d.address in participants]
+    commit_updates(fs, task_id, round_, committers)
+    if rows:
+        if len(committers) < len(participants):
+            advance_past(fs, fs.round_info(task_id, round_).commit_deadline)
+        submit_scores(fs, task_id, round_, rows)
+    outcome = finalize(fs, actors, task_id, round_)
+    if close:
+        close_round(fs, actors, task_id, round_)
+    return round_, participants, outcome
+
+
+# ---------------------------------------------------------------- model of proof of quality
+
+
+def median(values: Sequence[int]) -> int:
+    if not values:
+        return 0
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) // 2
+
+
+@dataclass(frozen=True)
+class RoundModel:
+    quality: list[int]
+    leader: int | None
+    worst: int | None
+    accepted: list[bool]
+    rewards: list[int]
+
+    @property
+    def paid(self) -> int:
+        return sum(self.rewards)
+
+
+def expected_round(
+    n: int, rows: Mapping[int, Sequence[int]], reward: int, min_quality: int = 0
+) -> RoundModel:
+    """What the documented rules give for `n` participants where participant i (an
+    index) scored with ``rows[i]`` (only participants that committed can score).
+
+    Quality: median of the scores a scorer received from the other scorers (0 for
+    non-scorers). Leader: best (first on ties); worst: lowest (last on ties), only
+    among two or more scorers. Accepted: scored, not the worst, quality > 0 and
+    >= threshold. Rewards floor(reward * q / Q), remainder to the leader.
+    """
+    scored = sorted(rows)
+    quality = [0] * n
+    for j in scored:
+        quality[j] = median([rows[i][j] for i in scored if i != j])
+    leader = worst = None
+    for i in scored:
+        if leader is None or quality[i] > quality[leader]:
+            leader = i
+        if worst is None or quality[i] <= quality[worst]:
+            worst = i
+    if len(scored) < 2:
+        worst = None
+    accepted = [
+        i in rows and i != worst and quality[i] > 0 and quality[i] >= min_quality
+        for i in range(n)
+    ]
+    total = sum(q for q, ok in zip(quality, accepted) if ok)
+    rewards = [reward * quality[i] // total if accepted[i] else 0 for i in range(n)]
+    if any(accepted):
+        rewards[leader] += reward - sum(rewards)
+    return RoundModel(quality, leader, worst, accepted, rewards)
+
+
+# ---------------------------------------------------------------- solvency
+
+
+def assert_solvent(fs: Fedshare, devices: Iterable[str]) -> None:
+    """Both contracts hold exactly what they owe."""
+    chain = fs.chain
+    held = fs.total_held()
+    assert chain.balance(fs.tasks.address) == held
+    owed = fs.total_owed()
+    assert chain.balance(fs.vault.address) == owed
+    assert owed == sum(fs.reward_balance(d) for d in set(devices))
+
+
+# ---------------------------------------------------------------- a contract wallet
+
+_OPCODES = {
+    "STOP": 0x00,
+    "ADD": 0x01,
+    "SUB": 0x03,
+    "ISZERO": 0x15,
+    "CALLER": 0x33,
+    "CALLVALUE": 0x34,
+    "CALLDATALOAD": 0x35,
+    "CALLDATASIZE": 0x36,
+    "CALLDATACOPY": 0x37,
+    "CODECOPY": 0x39,
+    "RETURNDATASIZE": 0x3D,
+    "RETURNDATACOPY": 0x3E,
+    "MLOAD": 0x51,
+    "MSTORE": 0x52,
+    "SLOAD": 0x54,
+    "SSTORE": 0x55,
+    "JUMPI": 0x57,
+    "GAS": 0x5A,
+    "JUMPDEST": 0x5B,
+    "DUP1": 0x80,
+    "DUP4": 0x83,
+    "DUP6": 0x85,
+    "CALL": 0xF1,
+    "RETURN": 0xF3,
+    "REVERT": 0xFD,
+}
+
+
+def _assemble(program: Sequence[Any]) -> bytes:
+    """Tiny assembler: opcode names, ints (PUSH1), ("label", name), ("jump", name) (PUSH2)."""
+
+    def size(item):
+        if isinstance(item, int):
+            return 2
+        if isinstance(item, tuple):
+            return 1 if item[0] == "label" else 3
+        return 1
+
+    labels, offset = {}, 0
+    for item in program:
+        if isinstance(item, tuple) and item[0] == "label":
+            labels[item[1]] = offset
+        offset += size(item)
+    code = bytearray()
+    for item in program:
+        if isinstance(item, int):
+            code += bytes([0x60, item])
+        elif isinstance(item, tuple):
+            code += (
+                bytes([_OPCODES["JUMPDEST"]])
+                if item[0] == "label"
+                else bytes([0x61]) + labels[item[1]].to_bytes(2, "big")
+            )
+        else:
+            code.append(_OPCODES[item])
+    return bytes(code)
+
+
+# forward(address target, bytes data): calls `target` with `data` and the value sent,
+# bubbling its return or revert data. Receiving ETH (empty calldata): reverts when
+# storage slot 0 is zero; otherwise, once, calls back its payer with the 4-byte
+# selector held in slot 0, records 1 + success in slot 2 and the first word of what
+# it returned in slot 3, and accepts the ETH.
+_WALLET_RUNTIME = _assemble(
+    [
+        "CALLDATASIZE",
+        "ISZERO",
+        ("jump", "receive"),
+        "JUMPI",
+        68,
+        "CALLDATALOAD",
+        "DUP1",
+        100,
+        0,
+        "CALLDATACOPY",  # [len]  data -> mem[0:]
+        4,
+        "CALLDATALOAD",  # [len, target]
+        0,
+        0,
+        "DUP4",
+        0,
+        "CALLVALUE",
+        "DUP6",
+        "GAS",
+        "CALL",  # [len, target, ok]
+        "RETURNDATASIZE",
+        0,
+        0,
+        "RETURNDATACOPY",
+        ("jump", "ok"),
+        "JUMPI",
+        "RETURNDATASIZE",
+        0,
+        "REVERT",
+        ("label", "ok"),
+        "RETURNDATASIZE",
+        0,
+        "RETURN",
+        ("label", "receive"),
+        0,
+        "SLOAD",
+        "ISZERO",
+        ("jump", "reject"),
+        "JUMPI",
+        1,
+        "SLOAD",
+        ("jump", "accept"),
+        "JUMPI",
+        1,
+        1,
+        "SSTORE",
+        0,
+        "SLOAD",
+        0,
+        "MSTORE",
+        0,
+        0,
+        4,
+        0,
+        0,
+        "CALLER",
+        "GAS",
+        "CALL",  # [ok]
+        1,
+        "ADD",
+        2,
+        "SSTORE",
+        0,
+        0,
+        "MSTORE",
+        "RETURNDATASIZE",
+        0,
+        0,
+        "RETURNDATACOPY",
+        0,
+        "MLOAD",
+        3,
+        "SSTORE",
+        ("label", "accept"),
+        "STOP",
+        ("label", "reject"),
+        0,
+        "DUP1",
+        "REVERT",
+    ]
+)
+
+_WALLET_ABI = [
+    {
+        "type": "function",
+        "name": "forward",
+        "stateMutability": "payable",
+        "outputs": [],
+        "inputs": [
+            {"name": "target", "type": "address"},
+            {"name": "data", "type": "bytes"},
+        ],
+    }
+]
+
+
+class ContractWallet:
+    """A contract account that forwards calls (so it can be a requester, device or
+    owner) and either rejects ETH or re-enters its payer once when paid."""
+
+    def __init__(
+        self, fs: Fedshare, deployer: Wallet, reenter_selector: bytes | None = None
+    ):
+        self.fs = fs
+        self.deployer = deployer
+        word = (reenter_selector or b"").ljust(32, b"\0")
+        prefix_len = 51
+        init = (
+            bytes([0x7F])
+            + word
+            + bytes([0x60, 0, _OPCODES["SSTORE"]])
+            + bytes([0x61])
+            + len(_WALLET_RUNTIME).to_bytes(2, "big")
+            + bytes([0x61])
+            + prefix_len.to_bytes(2, "big")
+            + bytes([0x60, 0, _OPCODES["CODECOPY"]])
+            + bytes([0x61])
+            + len(_WALLET_RUNTIME).to_bytes(2, "big")
+            + bytes([0x60, 0, _OPCODES["RETURN"]])
+        )
+        assert len(init) == prefix_len
+        factory = fs.chain.w3.eth.contract(
+            abi=_WALLET_ABI, bytecode=init + _WALLET_RUNTIME
+        )
+        receipt = fs.chain.transact(deployer, factory.constructor())
+        self.address = str(receipt.raw["contractAddress"])
+        self.contract = fs.chain.w3.eth.contract(address=self.address, abi=_WALLET_ABI)
+
+    def call(self, target, function: str, *args: Any, value: int = 0) -> Receipt:
+        """Calls `function` of the web3 contract `target` from this contract."""
+        data = target.encode_abi(function, list(args))
+        return self.fs.chain.transact(
+            self.deployer,
+            self.contract.functions.forward(target.address, data),
+            value=value,
+        )
+
+    def slot(self, index: int) -> bytes:
+        return bytes(self.fs.chain.w3.eth.get_storage_at(self.address, index))
+
+    @property
+    def reentry_attempted(self) -> bool:
+        return self.slot(2) != b"\0" * 32
+
+    @property
+    def reentry_succeeded(self) -> bool:
+        return int.from_bytes(self.slot(2), "big") == 2
+
+    @property
+    def reentry_error_selector(self) -> bytes:
+        return self.slot(3)[:4]
+
+
+def selector(signature: str) -> bytes:
+    return bytes(Web3.keccak(text=signature))[:4]
