@@ -8,7 +8,12 @@ from offchain.learning.data import (
     split_iid,
 )
 from offchain.learning.evaluate import accuracy, correct_count, score_update
-from offchain.learning.fedavg import apply_update, average, clip_update, clipped_fraction
+from offchain.learning.fedavg import (
+    apply_update,
+    average,
+    clip_update,
+    clipped_fraction,
+)
 from offchain.learning.model import (
     ModelSpec,
     build_model,

@@ -61,7 +61,7 @@ class ArrayDataset:
             raise LearningError(
                 f"x has {x.shape[0]} rows but y has {y.shape[0]} labels"
             )
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        if x.dtype.kind not in "fiu":
             raise LearningError(f"x must be numeric, got dtype {x.dtype}")
         if y.size and not np.issubdtype(y.dtype, np.integer):
             raise LearningError(f"y must hold integers, got dtype {y.dtype}")
@@ -200,4 +200,5 @@ def split_iid(
         devices.append(
             DeviceData(train=data.subset(train_idx), validation=data.subset(val_idx))
         )
-    return FederatedSplit(test=data.subset(rng.permutation(test_idx)), devices=tuple(devices))
+    test = data.subset(rng.permutation(test_idx))
+    return FederatedSplit(test=test, devices=tuple(devices))

@@ -7,7 +7,12 @@ import torch
 
 from offchain.errors import LearningError
 from offchain.learning.data import ArrayDataset
-from offchain.learning.model import ModelSpec, check_vector, num_parameters, vector_to_model
+from offchain.learning.model import (
+    ModelSpec,
+    check_vector,
+    num_parameters,
+    vector_to_model,
+)
 
 __all__ = ["BASIS_POINTS", "accuracy", "correct_count", "score_update"]
 

@@ -7,6 +7,7 @@ from offchain.privacy.dp import (
     LocalUpdate,
     PrivacyAccountant,
     default_config,
+    task_epsilon,
     steps_per_epoch,
     train_local,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "LocalUpdate",
     "PrivacyAccountant",
     "default_config",
+    "task_epsilon",
     "steps_per_epoch",
     "train_local",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "LocalUpdate",
     "PrivacyAccountant",
     "default_config",
+    "task_epsilon",
     "steps_per_epoch",
     "train_local",
 ]
@@ -82,24 +83,29 @@ class DPConfig:
     ``local_epochs`` passes over the local data per round, ``lr``/``momentum``
     the SGD settings, ``delta`` the δ that ε is reported at, ``update_bound`` the
     coordinate-wise bound on the model delta sent out (the encryption layer's
-    packing range). The defaults were tuned for 10 devices x 5 rounds on the
-    5,000 MNIST digits (320 training samples per device): ε ≈ 7.3 after 5 rounds.
+    packing range). The defaults were tuned for the default model, 10 devices x
+    5 rounds on the 5,000 MNIST digits (320 training samples per device): full
+    local batches (sample rate 1) for 20 steps a round, ε ≈ 7.82 at δ = 1e-5
+    after 5 rounds, ~87% test accuracy; deltas stay below 2 in practice.
     Raises PrivacyError for invalid values; warns (DPDisabledWarning) when
     ``noise_multiplier`` is 0, because then training is not private at all.
     """
 
-    noise_multiplier: float = 1.0
+    noise_multiplier: float = 6.5
     max_grad_norm: float = 1.0
-    batch_size: int = 64
-    local_epochs: int = 2
-    lr: float = 0.5
+    batch_size: int = 320
+    local_epochs: int = 20
+    lr: float = 4.0
     delta: float = DEFAULT_DELTA
-    update_bound: float = 0.5
+    update_bound: float = 3.0
     momentum: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("noise_multiplier", "max_grad_norm", "lr", "update_bound", "delta"):
-            value = _positive(name, getattr(self, name), allow_zero=name == "noise_multiplier")
+        floats = ("noise_multiplier", "max_grad_norm", "lr", "update_bound", "delta")
+        for name in floats:
+            value = _positive(
+                name, getattr(self, name), allow_zero=name == "noise_multiplier"
+            )
             object.__setattr__(self, name, value)
         _positive_int("batch_size", self.batch_size)
         _positive_int("local_epochs", self.local_epochs)
@@ -139,6 +145,21 @@ def steps_per_epoch(samples: int, batch_size: int) -> int:
     return -(-samples // batch_size)
 
 
+def task_epsilon(config: DPConfig, *, samples: int, rounds: int) -> float:
+    """ε at ``config.delta`` after ``rounds`` rounds of :func:`train_local` on
+    ``samples`` training samples (what a device will have spent by a task's end).
+
+    Raises PrivacyError for non-positive ``samples`` or ``rounds``.
+    """
+    _positive_int("rounds", rounds)
+    per_epoch = steps_per_epoch(samples, config.batch_size)
+    return PrivacyAccountant(delta=config.delta).projected_epsilon(
+        noise_multiplier=config.noise_multiplier,
+        sample_rate=1.0 / per_epoch,
+        steps=rounds * config.local_epochs * per_epoch,
+    )
+
+
 class PrivacyAccountant:
     """Cumulative (ε, δ) of one device within one task, by Rényi DP accounting.
 
@@ -149,12 +170,24 @@ class PrivacyAccountant:
     Raises PrivacyError for an invalid ``delta`` or ``budget``.
     """
 
-    def __init__(self, *, delta: float = DEFAULT_DELTA, budget: float | None = None) -> None:
+    def __init__(
+        self, *, delta: float = DEFAULT_DELTA, budget: float | None = None
+    ) -> None:
         self._delta = _positive("delta", delta)
         if self._delta >= 1:
             raise PrivacyError(f"delta must be in (0, 1), got {delta!r}")
         self._budget = None if budget is None else _positive("budget", budget)
         self._rdp = RDPAccountant()
+
+    @classmethod
+    def for_config(
+        cls, config: DPConfig, *, budget: float | None = None
+    ) -> PrivacyAccountant:
+        """A fresh accountant reporting ε at ``config.delta``.
+
+        Raises PrivacyError for an invalid ``budget``.
+        """
+        return cls(delta=config.delta, budget=budget)
 
     @property
     def delta(self) -> float:
@@ -237,7 +270,9 @@ class PrivacyAccountant:
         Raises PrivacyError naming the problem if ``state`` is malformed.
         """
         if not isinstance(state, Mapping):
-            raise PrivacyError(f"accountant state must be a mapping, got {type(state).__name__}")
+            raise PrivacyError(
+                f"accountant state must be a mapping, got {type(state).__name__}"
+            )
         if state.get("version") != _STATE_VERSION:
             raise PrivacyError(
                 f"accountant state version {state.get('version')!r}, expected "
@@ -257,7 +292,9 @@ class PrivacyAccountant:
         runs = []
         for i, item in enumerate(history):
             if not isinstance(item, (list, tuple)) or len(item) != 3:
-                raise PrivacyError(f"accountant history entry {i} is malformed: {item!r}")
+                raise PrivacyError(
+                    f"accountant history entry {i} is malformed: {item!r}"
+                )
             runs.append(_check_run(*item))
         accountant._rdp.history = runs
         return accountant
@@ -269,7 +306,9 @@ class PrivacyAccountant:
         )
 
 
-def _check_run(noise_multiplier: Any, sample_rate: Any, steps: Any) -> tuple[float, float, int]:
+def _check_run(
+    noise_multiplier: Any, sample_rate: Any, steps: Any
+) -> tuple[float, float, int]:
     sigma = _positive("noise_multiplier", noise_multiplier, allow_zero=True)
     q = _positive("sample_rate", sample_rate)
     if q > 1:
@@ -356,19 +395,25 @@ def train_local(
     total_steps = per_epoch * config.local_epochs
     sample_rate = 1.0 / per_epoch
     accountant.check_budget(
-        noise_multiplier=config.noise_multiplier, sample_rate=sample_rate, steps=total_steps
+        noise_multiplier=config.noise_multiplier,
+        sample_rate=sample_rate,
+        steps=total_steps,
     )
     steps_before = accountant.steps
     loss_sum = 0.0
     loss_count = 0
     with seeded_torch(seed, threads), warnings.catch_warnings():
+        # Expected and harmless here: secure_mode (torchcsprng) is off so runs are
+        # reproducible, and Opacus' hooks fire although the inputs need no grad.
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        warnings.filterwarnings("ignore", message=".*Full backward hook.*")
-        loader = DataLoader(
-            TensorDataset(torch.from_numpy(data.x.copy()), torch.from_numpy(data.y.copy())),
-            batch_size=config.batch_size,
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        tensors = TensorDataset(
+            torch.from_numpy(data.x.copy()), torch.from_numpy(data.y.copy())
         )
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        loader = DataLoader(tensors, batch_size=config.batch_size)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=config.momentum
+        )
         engine = PrivacyEngine(accountant="rdp")
         engine.accountant = accountant.opacus_accountant
         criterion = nn.CrossEntropyLoss()
@@ -381,9 +426,10 @@ def train_local(
                 max_grad_norm=config.max_grad_norm,
                 poisson_sampling=True,
             )
-            if abs(dp_loader.sample_rate - sample_rate) > 1e-12 or len(dp_loader) != per_epoch:
+            rate = dp_loader.sample_rate
+            if abs(rate - sample_rate) > 1e-12 or len(dp_loader) != per_epoch:
                 raise PrivacyError(
-                    f"Opacus sampled at rate {dp_loader.sample_rate} for "
+                    f"Opacus sampled at rate {rate} for "
                     f"{len(dp_loader)} steps per epoch, expected {sample_rate} for "
                     f"{per_epoch}"
                 )
@@ -392,25 +438,21 @@ def train_local(
                 for x, y in dp_loader:
                     dp_optimizer.zero_grad(set_to_none=True)
                     out = dp_model(x)
-                    loss = criterion(out, y)
                     if len(y) == 0:
-                        # Empty Poisson batch: the noisy step still happens and is
-                        # accounted for; the mean loss of nothing is NaN.
+                        # Empty Poisson batch: the noise-only step still happens
+                        # (and is accounted for); its mean loss would be NaN.
                         loss = out.sum() * 0.0
                     else:
+                        loss = criterion(out, y)
                         loss_sum += float(loss.detach()) * len(y)
                         loss_count += len(y)
                     loss.backward()
                     dp_optimizer.step()
         except (RuntimeError, ValueError, TypeError) as exc:
             raise PrivacyError(f"DP-SGD training failed: {exc}") from exc
-        finally:
-            dp_model = None  # drop the hooks' references
     taken = accountant.steps - steps_before
     if taken != total_steps:
-        raise PrivacyError(
-            f"Opacus recorded {taken} steps, expected {total_steps}"
-        )
+        raise PrivacyError(f"Opacus recorded {taken} steps, expected {total_steps}")
     new = model_to_vector(model)
     raw_delta = new.astype(np.float64) - base.astype(np.float64)
     if not np.all(np.isfinite(raw_delta)):

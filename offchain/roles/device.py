@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare
 from offchain.crypto import PackingSpec, PublicKey, encrypt_vector, seal, unseal
-from offchain.errors import FedshareError
+from offchain.errors import ConfigError, FedshareError
 from offchain.learning.data import DeviceData
 from offchain.learning.evaluate import score_update
 from offchain.learning.model import ModelSpec, decode_vector, encode_vector, num_parameters
@@ -41,6 +41,11 @@ class Device:
     def __init__(self, fs: Fedshare, wallet: Wallet, store: BlobStore, mailbox: Mailbox,
                  *, data: DeviceData, spec: ModelSpec, dp: DPConfig, packing: PackingSpec,
                  paillier_key: PublicKey, seed: int) -> None:
+        if packing.bound < dp.update_bound:
+            raise ConfigError(
+                f"updates are clipped to ±{dp.update_bound} but packing only holds "
+                f"±{packing.bound}: raise PackingSpec.bound"
+            )
         self.fs = fs
         self.wallet = wallet
         self.store = store
@@ -51,7 +56,7 @@ class Device:
         self.packing = packing
         self.paillier_key = paillier_key
         self.seed = seed
-        self.accountant = PrivacyAccountant(delta=dp.delta)
+        self.accountant = PrivacyAccountant.for_config(dp)
 
     @property
     def address(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from offchain.crypto import PackingSpec, encrypt_vector, generate_keypair, seal
-from offchain.errors import BlobIntegrityError, KeyMismatchError
+from offchain.errors import BlobIntegrityError, ConfigError, KeyMismatchError
 from offchain.learning.data import load_mnist, split_iid
 from offchain.learning.model import ModelSpec, encode_vector, initial_vector, num_parameters
 from offchain.privacy import DPConfig
@@ -32,8 +32,8 @@ def world(fs, actors, keys, tmp_path):
     public_key, private_key = keys
     store, mailbox = BlobStore(tmp_path / "blobs"), Mailbox(tmp_path / "mail")
     split = split_iid(load_mnist(), 3, seed=0)
-    packing = PackingSpec(bound=0.5, max_summands=3, key_bits=KEY_BITS)
-    dp = DPConfig(local_epochs=1)
+    dp = DPConfig()
+    packing = PackingSpec(bound=dp.update_bound, max_summands=3, key_bits=KEY_BITS)
     devices = [Device(fs, w, store, mailbox, data=split.devices[i], spec=SPEC, dp=dp,
                       packing=packing, paillier_key=public_key, seed=i)
                for i, w in enumerate(actors.devices[:3])]
@@ -103,3 +103,14 @@ def test_a_device_refuses_a_task_under_another_paillier_key(world, fs, actors):
                                 initial_vector(SPEC, seed=0), None)
     with pytest.raises(KeyMismatchError, match=f"task {task_id} names Paillier key"):
         world["devices"][0].join(task_id)
+
+
+def test_a_device_refuses_packing_narrower_than_its_update_bound(fs, actors, keys,
+                                                                 tmp_path):
+    dp = DPConfig()
+    narrow = PackingSpec(bound=dp.update_bound / 2, max_summands=3, key_bits=KEY_BITS)
+    split = split_iid(load_mnist(), 3, seed=0)
+    with pytest.raises(ConfigError, match="packing only holds"):
+        Device(fs, actors.devices[0], BlobStore(tmp_path), Mailbox(tmp_path),
+               data=split.devices[0],
+               spec=SPEC, dp=dp, packing=narrow, paillier_key=keys[0], seed=0)
