@@ -1,0 +1,31 @@
+"""`fedshare demo` as a user runs it, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from offchain.cli import app
+
+
+def test_demo_prints_the_round_table_and_writes_its_report(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--rounds", "1", "--owners", "1",
+                                      "--devices-per-owner", "3", "--max-participants", "3",
+                                      "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "final accuracy" in result.output
+    assert "claimed" in result.output
+    (report_path,) = tmp_path.glob("runs/*/report.json")
+    report = json.loads(report_path.read_text())
+    assert len(report["rounds"]) == 1
+    assert report["rounds"][0]["reward_paid"] == 5 * 10**17
+    assert f"{report['final_accuracy']:.2%}" in result.output
+
+
+def test_a_bad_option_is_a_clear_error_with_its_exit_code(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--owners", "1", "--devices-per-owner", "2",
+                                      "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "ConfigError" in result.output
+    assert "2 devices cannot fill min_participants=3" in result.output
