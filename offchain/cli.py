@@ -12,7 +12,13 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from offchain.errors import ChainError, ConfigError, FedshareError
@@ -56,7 +62,9 @@ def demo(
 ) -> None:
     """Run a whole task: 2 owners x 5 devices train MNIST digits with DP-SGD, send
     Paillier-encrypted updates, verify each other on chain, and get paid."""
-    from offchain.roles import TaskPlan  # heavy imports (torch, opacus) only when needed
+    from offchain.roles import (
+        TaskPlan,  # heavy imports (torch, opacus) only when needed
+    )
     from offchain.runner import RunConfig, run_task
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -108,12 +116,12 @@ def _run_with_progress(config: Any, run_task: Any) -> Any:
 def _print_summary(report: Any) -> None:
     table = Table(title=f"task {report.task_id} on {report.chain}")
     for name in ("round", "accuracy", "ε (δ=1e-5)", "participants", "accepted", "leader",
-                 "eliminated", "rewards (ETH)", "gas / participant", "gas (round)", "s"):
+                 "eliminated", "rewards (ETH)", "gas / participant", "finalize gas", "s"):
         table.add_column(name, justify="right")
     for r in report.rounds:
         table.add_row(str(r.round), f"{r.accuracy:.2%}", f"{r.epsilon:.2f}",
                       str(r.participants), str(r.accepted), r.leader, r.eliminated or "-",
-                      _eth(r.reward_paid), f"{r.gas_per_participant:,}", f"{r.gas_round:,}",
+                      _eth(r.reward_paid), f"{r.gas_per_participant:,}", f"{r.gas_finalize:,}",
                       f"{r.seconds:.1f}")
     console.print(table)
     console.print(f"final accuracy: [bold]{report.final_accuracy:.2%}[/] "
@@ -133,7 +141,7 @@ def chain_up(
     Then run e.g. 'fedshare demo --rpc-url http://127.0.0.1:8545'."""
     anvil = node_bin("anvil")
     if not anvil.exists():
-        _fail(ChainError(f"{anvil} is missing: run 'npm ci' in the project root"))
+        _fail(ChainError(f"{anvil} is missing: run 'npm install' in the project root"))
     console.print(f"Anvil on http://127.0.0.1:{port}")
     try:
         subprocess.run([str(anvil), "--host", "127.0.0.1", "--port", str(port),

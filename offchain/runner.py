@@ -12,10 +12,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from offchain.chain.accounts import Wallet, new_wallet
-from offchain.chain.contracts import Fedshare, deploy
+from offchain.chain.accounts import new_wallet
+from offchain.chain.contracts import deploy
 from offchain.chain.node import Chain
-from offchain.crypto import PackingSpec, generate_keypair, save_private_key, save_public_key
+from offchain.crypto import (
+    PackingSpec,
+    generate_keypair,
+    save_private_key,
+    save_public_key,
+)
 from offchain.errors import ConfigError
 from offchain.learning.data import load_mnist, split_iid
 from offchain.learning.evaluate import accuracy
@@ -73,8 +78,8 @@ class RoundRecord:
     leader: str
     eliminated: str | None
     reward_paid: int
-    gas_per_participant: int
-    gas_round: int
+    gas_per_participant: int  # commitUpdate + submitScores, mean over participants
+    gas_finalize: int
     seconds: float
 
 
@@ -197,7 +202,7 @@ def run_task(config: RunConfig, progress: Progress = _quiet, *,
             eliminated=labels.get(outcome.eliminated) if outcome.eliminated else None,
             reward_paid=outcome.reward_paid,
             gas_per_participant=gas // len(participants),
-            gas_round=gas + outcome.gas_used,
+            gas_finalize=outcome.gas_used,
             seconds=time.perf_counter() - round_started,
         )
         records.append(record)

@@ -65,7 +65,7 @@ def _compiler_version() -> str:
         return str(solcx.wrapper.get_solc_version(_shim()))
     except (SolcError, OSError, FileNotFoundError) as exc:
         raise ChainError(
-            f"cannot run the npm solc through {_shim().name}: {exc}; run 'npm ci'"
+            f"cannot run the npm solc through {_shim().name}: {exc}; run 'npm install'"
         ) from exc
 
 

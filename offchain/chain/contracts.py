@@ -14,8 +14,14 @@ from offchain.chain.accounts import Wallet
 from offchain.chain.compile import Artifact, compile_contracts
 from offchain.chain.node import Chain, Receipt
 from offchain.chain.types import (
-    MemberStatus, RoundInfo, RoundOutcome, RoundStage, Submission, TaskParams,
-    TaskState, TaskStatus,
+    MemberStatus,
+    RoundInfo,
+    RoundOutcome,
+    RoundStage,
+    Submission,
+    TaskParams,
+    TaskState,
+    TaskStatus,
 )
 from offchain.errors import ChainError, ConfigError
 

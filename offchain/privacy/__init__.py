@@ -7,8 +7,8 @@ from offchain.privacy.dp import (
     LocalUpdate,
     PrivacyAccountant,
     default_config,
-    task_epsilon,
     steps_per_epoch,
+    task_epsilon,
     train_local,
 )
 

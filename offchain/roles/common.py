@@ -7,7 +7,12 @@ import numpy as np
 from offchain.chain.contracts import Fedshare
 from offchain.crypto import PublicKey
 from offchain.errors import KeyMismatchError
-from offchain.learning.model import ModelSpec, decode_vector, encode_vector, num_parameters
+from offchain.learning.model import (
+    ModelSpec,
+    decode_vector,
+    encode_vector,
+    num_parameters,
+)
 from offchain.storage import BlobStore
 
 __all__ = ["load_model", "store_model", "require_task_key"]

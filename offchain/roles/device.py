@@ -11,7 +11,12 @@ from offchain.crypto import PackingSpec, PublicKey, encrypt_vector, seal, unseal
 from offchain.errors import ConfigError, FedshareError
 from offchain.learning.data import DeviceData
 from offchain.learning.evaluate import score_update
-from offchain.learning.model import ModelSpec, decode_vector, encode_vector, num_parameters
+from offchain.learning.model import (
+    ModelSpec,
+    decode_vector,
+    encode_vector,
+    num_parameters,
+)
 from offchain.privacy import DPConfig, PrivacyAccountant, train_local
 from offchain.roles.common import load_model, require_task_key
 from offchain.storage import BlobStore

@@ -6,7 +6,6 @@ import pytest
 from web3.logs import DISCARD
 
 from offchain.chain.types import MemberStatus, RoundStage, Submission, TaskStatus
-from offchain.errors import TransactionReverted
 from tests.conftest import task_params
 from tests.contracts.helpers import (
     ETHER,

@@ -23,7 +23,7 @@ def _free_port() -> int:
 def anvil_url():
     binary = node_bin("anvil")
     if not binary.exists():
-        pytest.fail(f"{binary} is missing: run 'npm ci' (the README's test command does)")
+        pytest.fail(f"{binary} is missing: run 'npm install' (the README's test command does)")
     port = _free_port()
     process = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", str(port),
                                 "--silent"], stdout=subprocess.DEVNULL,

@@ -6,7 +6,12 @@ import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
-from offchain.chain.accounts import load_keystore, load_wallet, new_wallet, save_keystore
+from offchain.chain.accounts import (
+    load_keystore,
+    load_wallet,
+    new_wallet,
+    save_keystore,
+)
 from offchain.chain.revert import RevertDecoder
 from offchain.errors import ConfigError
 

@@ -11,7 +11,12 @@ import pytest
 from offchain.crypto import PackingSpec, encrypt_vector, generate_keypair, seal
 from offchain.errors import BlobIntegrityError, ConfigError, KeyMismatchError
 from offchain.learning.data import load_mnist, split_iid
-from offchain.learning.model import ModelSpec, encode_vector, initial_vector, num_parameters
+from offchain.learning.model import (
+    ModelSpec,
+    encode_vector,
+    initial_vector,
+    num_parameters,
+)
 from offchain.privacy import DPConfig
 from offchain.roles import Aggregator, Device, Owner, Requester, TaskPlan
 from offchain.storage import BlobStore
@@ -85,7 +90,7 @@ def test_the_aggregator_rejects_a_tampered_blob_by_name(world):
 
 
 def test_the_aggregator_rejects_an_update_under_another_key(world):
-    task_id, round_, participants = world["task_id"], world["round"], world["participants"]
+    task_id, round_ = world["task_id"], world["round"]
     other_key, _ = generate_keypair(bits=KEY_BITS, insecure_ok=True)
     rogue = world["devices"][0]
     blob = encrypt_vector(other_key, np.zeros(num_parameters(SPEC)), world["packing"])
