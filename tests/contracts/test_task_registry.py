@@ -986,18 +986,12 @@ def test_worst_is_replaced_by_the_earliest_waiting_device(fs, actors):
     first_waiting, second_waiting = actors.devices[4:6]
     fs.join(first_waiting, task_id)
     fs.join(second_waiting, task_id)
-    rows = {
-        d: row
-        for d, row in zip(
-            devices,
-            [
-                [0, 8000, 6000, 3000],
-                [9000, 0, 6500, 2000],
-                [8500, 7000, 0, 2500],
-                [9500, 7500, 5000, 0],
-            ],
-        )
-    }
+    rows = dict(zip(devices, [
+        [0, 8000, 6000, 3000],
+        [9000, 0, 6500, 2000],
+        [8500, 7000, 0, 2500],
+        [9500, 7500, 5000, 0],
+    ]))
     _, participants, outcome = play_round(fs, actors, task_id, rows=rows)
     assert participants == addresses(devices)
     worst = devices[3].address
@@ -1014,18 +1008,12 @@ def test_replacement_takes_the_eliminated_devices_slot(fs, actors):
     task_id, devices = setup_task(fs, actors, 4, max_participants=4)
     fs.join(actors.devices[4], task_id)
     # devices[1] is the worst this time.
-    rows = {
-        d: row
-        for d, row in zip(
-            devices,
-            [
-                [0, 1000, 6000, 7000],
-                [9000, 0, 6500, 7000],
-                [8500, 1500, 0, 7500],
-                [9500, 2000, 5000, 0],
-            ],
-        )
-    }
+    rows = dict(zip(devices, [
+        [0, 1000, 6000, 7000],
+        [9000, 0, 6500, 7000],
+        [8500, 1500, 0, 7500],
+        [9500, 2000, 5000, 0],
+    ]))
     _, _, outcome = play_round(fs, actors, task_id, rows=rows, close=True)
     assert outcome.eliminated == devices[1].address
     assert fs.participants(task_id) == [
@@ -1043,18 +1031,12 @@ def test_replacement_takes_the_eliminated_devices_slot(fs, actors):
 
 def test_worst_leaves_without_replacement_when_above_the_minimum(fs, actors):
     task_id, devices = setup_task(fs, actors, 4, min_participants=3, max_participants=4)
-    rows = {
-        d: row
-        for d, row in zip(
-            devices,
-            [
-                [0, 2000, 6000, 7000],
-                [9000, 0, 6500, 7000],
-                [8500, 1500, 0, 7500],
-                [9500, 1000, 5000, 0],
-            ],
-        )
-    }
+    rows = dict(zip(devices, [
+        [0, 2000, 6000, 7000],
+        [9000, 0, 6500, 7000],
+        [8500, 1500, 0, 7500],
+        [9500, 1000, 5000, 0],
+    ]))
     _, _, outcome = play_round(fs, actors, task_id, rows=rows)
     assert outcome.eliminated == devices[1].address
     assert sorted(fs.participants(task_id)) == sorted(
