@@ -13,6 +13,7 @@ contract DeviceRegistry is IDeviceRegistry {
 
     mapping(address device => Device) private _devices;
     mapping(address owner => address[] devices) private _devicesByOwner;
+    mapping(address device => uint256) private _nonces;
 
     /// @inheritdoc IDeviceRegistry
     function registerDevice(address device, bytes calldata publicKey, bytes calldata consent) external {
@@ -22,10 +23,7 @@ contract DeviceRegistry is IDeviceRegistry {
         if (record.status != DeviceStatus.Unknown) {
             revert DeviceRegistryAlreadyRegistered(device, record.owner);
         }
-        bytes32 digest = MessageHashUtils.toEthSignedMessageHash(consentDigest(msg.sender, device, publicKey));
-        (address signer,,) = ECDSA.tryRecover(digest, consent);
-        if (signer != device) revert DeviceRegistryInvalidConsent(device, signer);
-
+        _useConsent(device, publicKey, consent);
         record.owner = msg.sender;
         record.status = DeviceStatus.Active;
         record.registeredAt = uint64(block.timestamp);
@@ -35,13 +33,24 @@ contract DeviceRegistry is IDeviceRegistry {
     }
 
     /// @inheritdoc IDeviceRegistry
+    function rotateKey(address device, bytes calldata publicKey, bytes calldata consent) external {
+        Device storage record = _ownedActive(device);
+        if (publicKey.length == 0) revert DeviceRegistryEmptyPublicKey(device);
+        _useConsent(device, publicKey, consent);
+        record.publicKey = publicKey;
+        emit DeviceKeyRotated(device, msg.sender, publicKey);
+    }
+
+    /// @inheritdoc IDeviceRegistry
     function revokeDevice(address device) external {
-        Device storage record = _devices[device];
-        if (record.status == DeviceStatus.Unknown) revert DeviceRegistryUnknownDevice(device);
-        if (record.owner != msg.sender) revert DeviceRegistryNotDeviceOwner(device, record.owner, msg.sender);
-        if (record.status == DeviceStatus.Revoked) revert DeviceRegistryDeviceRevoked(device);
+        Device storage record = _ownedActive(device);
         record.status = DeviceStatus.Revoked;
         emit DeviceRevoked(device, msg.sender);
+    }
+
+    /// @inheritdoc IDeviceRegistry
+    function nonceOf(address device) external view returns (uint256) {
+        return _nonces[device];
     }
 
     /// @inheritdoc IDeviceRegistry
@@ -70,6 +79,25 @@ contract DeviceRegistry is IDeviceRegistry {
         view
         returns (bytes32)
     {
-        return keccak256(abi.encode(_CONSENT_TAG, block.chainid, address(this), owner, device, keccak256(publicKey)));
+        return keccak256(
+            abi.encode(_CONSENT_TAG, block.chainid, address(this), owner, device, keccak256(publicKey), _nonces[device])
+        );
+    }
+
+    /// @dev The caller's active device record, or the error that says why not.
+    function _ownedActive(address device) private view returns (Device storage record) {
+        record = _devices[device];
+        if (record.status == DeviceStatus.Unknown) revert DeviceRegistryUnknownDevice(device);
+        if (record.owner != msg.sender) revert DeviceRegistryNotDeviceOwner(device, record.owner, msg.sender);
+        if (record.status == DeviceStatus.Revoked) revert DeviceRegistryDeviceRevoked(device);
+    }
+
+    /// @dev Checks the device's signature of the consent digest and spends its nonce,
+    /// so the same signature cannot be replayed.
+    function _useConsent(address device, bytes calldata publicKey, bytes calldata consent) private {
+        bytes32 digest = MessageHashUtils.toEthSignedMessageHash(consentDigest(msg.sender, device, publicKey));
+        (address signer,,) = ECDSA.tryRecover(digest, consent);
+        if (signer != device) revert DeviceRegistryInvalidConsent(device, signer);
+        _nonces[device] += 1;
     }
 }

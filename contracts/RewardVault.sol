@@ -79,7 +79,9 @@ contract RewardVault is IRewardVault, AccessControl, ReentrancyGuard {
         emit RewardWithdrawn(device, to, amount);
     }
 
+    /// @dev `to` is always the caller, paid only what was just debited from its own balances.
     function _send(address to, uint256 amount) private {
+        // slither-disable-next-line arbitrary-send-eth,low-level-calls
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert RewardVaultTransferFailed(to, amount);
     }

@@ -33,6 +33,7 @@ from offchain.storage.mailbox import Mailbox
 __all__ = ["RunConfig", "RoundRecord", "RunReport", "run_task"]
 
 ETHER = 10**18
+NO_HASH = b"\0" * 32
 Progress = Callable[[str, dict[str, Any]], None]
 
 
@@ -78,7 +79,7 @@ class RoundRecord:
     leader: str
     eliminated: str | None
     reward_paid: int
-    gas_per_participant: int  # commitUpdate + submitScores, mean over participants
+    gas_per_participant: int  # commitUpdate + commitScores + revealScores, mean
     gas_finalize: int
     seconds: float
 
@@ -177,31 +178,36 @@ def run_task(config: RunConfig, progress: Progress = _quiet, *,
         progress("round", {"round": round_, "participants": len(participants)})
         gas = 0
         for address in participants:
-            result = by_address[address].train_and_commit(task_id, round_, participants)
-            gas += result.commit_gas
+            result = by_address[address].train_and_commit(task_id, round_)
+            gas += result.commit_gas if result else 0
             progress("trained", {"round": round_, "device": labels[address]})
-        for address in participants:
+        committed = [a for a in participants
+                     if fs.submission(task_id, round_, a).update_hash != NO_HASH]
+        for address in committed:
             device = by_address[address]
-            gas += device.submit_scores(task_id, round_,
-                                        device.score_peers(task_id, round_, participants))
+            gas += device.commit_scores(task_id, round_, device.score_peers(task_id, round_))
             progress("scored", {"round": round_, "device": labels[address]})
+        for address in committed:
+            gas += by_address[address].reveal_scores(task_id, round_)
         outcome = fs.finalize_round(aggregator.wallet, task_id, round_)
         if outcome.accepted:
             aggregator.aggregate(task_id, round_, outcome.accepted)
         model = requester.next_model(task_id, round_)
-        model_hashes.append(requester.publish_model(task_id, round_, model).hex())
+        test_accuracy = accuracy(config.model, model, split.test)
+        model_hashes.append(requester.publish_model(
+            task_id, round_, model, {"test_accuracy": test_accuracy}).hex())
         info = fs.round_info(task_id, round_)
         record = RoundRecord(
             round=round_,
             participants=len(participants),
             committed=info.committed,
             accepted=len(outcome.accepted),
-            accuracy=accuracy(config.model, model, split.test),
+            accuracy=test_accuracy,
             epsilon=max(by_address[a].epsilon for a in participants),
             leader=labels.get(outcome.leader, outcome.leader),
             eliminated=labels.get(outcome.eliminated) if outcome.eliminated else None,
             reward_paid=outcome.reward_paid,
-            gas_per_participant=gas // len(participants),
+            gas_per_participant=gas // max(1, len(committed)),
             gas_finalize=outcome.gas_used,
             seconds=time.perf_counter() - round_started,
         )

@@ -41,7 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blobs", type=Path, default=Path(".fedshare/blobs"))
     parser.add_argument("--category", default="mnist-digits")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--round-duration", type=int, default=600, help="seconds")
+    parser.add_argument("--train-duration", type=int, default=600,
+                        help="seconds to train and commit updates (T1)")
+    parser.add_argument("--verify-duration", type=int, default=300,
+                        help="seconds to commit scores (T2)")
+    parser.add_argument("--reveal-duration", type=int, default=300,
+                        help="seconds to reveal scores (T3)")
+    parser.add_argument("--grace-period", type=int, default=900,
+                        help="stall after which anyone may cancel")
+    parser.add_argument("--epsilon-budget", type=float, default=10.0,
+                        help="most ε a device may spend in the task (δ = 1e-5)")
+    parser.add_argument("--verifiers-per-update", type=int, default=0,
+                        help="0 = every other participant verifies every update")
+    parser.add_argument("--allow", action="append", default=[],
+                        help="device or owner address allowed to join (repeatable); "
+                        "none = anyone registered")
     parser.add_argument("--reward-eth", type=float, default=0.5, help="reward per round")
     parser.add_argument("--min-participants", type=int, default=3)
     parser.add_argument("--max-participants", type=int, default=8)
@@ -50,18 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = TaskPlan(category=args.category, rounds=args.rounds,
-                        round_duration=args.round_duration,
+                        train_duration=args.train_duration,
+                        verify_duration=args.verify_duration,
+                        reveal_duration=args.reveal_duration,
+                        grace_period=args.grace_period,
+                        epsilon_budget=args.epsilon_budget,
                         reward_per_round=int(args.reward_eth * ETHER),
                         min_participants=args.min_participants,
                         max_participants=args.max_participants,
-                        min_quality=args.min_quality)
+                        min_quality=args.min_quality,
+                        verifiers_per_update=args.verifiers_per_update,
+                        allow_list=tuple(args.allow))
         wallet = load_wallet(args.keystore)
         fs = Fedshare(Chain.connect(args.rpc_url), Deployment.load(args.deployment))
         key = load_public_key(args.paillier_key)
         model_hash = store_model(BlobStore(args.blobs), initial_vector(ModelSpec(),
                                                                        seed=args.seed))
         task_id, receipt = fs.publish_task(wallet, plan.params(model_hash, key.key_id),
-                                           args.aggregator)
+                                           args.aggregator, plan.allow_list)
     except FedshareError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code

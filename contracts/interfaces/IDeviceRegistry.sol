@@ -21,6 +21,8 @@ interface IDeviceRegistry {
 
     /// @notice Emitted when `owner` registers `device` with its sealing public key.
     event DeviceRegistered(address indexed device, address indexed owner, bytes publicKey);
+    /// @notice Emitted when `owner` replaces the sealing public key of `device`.
+    event DeviceKeyRotated(address indexed device, address indexed owner, bytes publicKey);
     /// @notice Emitted when `owner` revokes `device`.
     event DeviceRevoked(address indexed device, address indexed owner);
 
@@ -43,6 +45,10 @@ interface IDeviceRegistry {
     /// of {consentDigest}, so nobody can register a wallet they do not control.
     function registerDevice(address device, bytes calldata publicKey, bytes calldata consent) external;
 
+    /// @notice Replaces the sealing public key of one of the caller's active devices; `consent` is
+    /// the device key's signature of {consentDigest} for the new key (each consent is usable once).
+    function rotateKey(address device, bytes calldata publicKey, bytes calldata consent) external;
+
     /// @notice Revokes one of the caller's devices; what it earned stays claimable by the owner.
     function revokeDevice(address device) external;
 
@@ -58,7 +64,11 @@ interface IDeviceRegistry {
     /// @notice Every device ever registered by `owner`, revoked ones included.
     function devicesOf(address owner) external view returns (address[] memory);
 
-    /// @notice The digest a device signs (EIP-191) to consent to registration by `owner`.
+    /// @notice How many consents of `device` were used (registration and key rotations).
+    function nonceOf(address device) external view returns (uint256);
+
+    /// @notice The digest a device signs (EIP-191) to consent to registration by `owner`, or to a
+    /// key rotation; it covers chain, registry, owner, device, key and the device's nonce.
     function consentDigest(address owner, address device, bytes calldata publicKey)
         external
         view

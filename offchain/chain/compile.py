@@ -20,7 +20,7 @@ from offchain.paths import build_dir, contracts_dir, project_root
 
 __all__ = ["Artifact", "compile_contracts", "CONTRACT_NAMES", "SOLC_SETTINGS"]
 
-CONTRACT_NAMES = ("DeviceRegistry", "RewardVault", "TaskRegistry")
+CONTRACT_NAMES = ("DeviceRegistry", "RewardVault", "ModelRegistry", "TaskRegistry")
 SOLC_SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",

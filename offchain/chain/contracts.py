@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from eth_abi import encode as abi_encode
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -15,6 +16,7 @@ from offchain.chain.compile import Artifact, compile_contracts
 from offchain.chain.node import Chain, Receipt
 from offchain.chain.types import (
     MemberStatus,
+    ModelVersion,
     RoundInfo,
     RoundOutcome,
     RoundStage,
@@ -25,10 +27,20 @@ from offchain.chain.types import (
 )
 from offchain.errors import ChainError, ConfigError
 
-__all__ = ["Deployment", "Fedshare", "deploy"]
+__all__ = ["Deployment", "Fedshare", "deploy", "score_commitment"]
+
+
+def score_commitment(task_id: int, round_: int, scores: Sequence[int], salt: bytes,
+                     device: str) -> bytes:
+    """keccak256(abi.encode(taskId, round, scores, salt, device)), computed locally so the
+    scores never leave the device before the reveal."""
+    return bytes(Web3.keccak(abi_encode(
+        ["uint256", "uint64", "uint16[]", "bytes32", "address"],
+        [task_id, round_, list(scores), salt, device])))
 
 ZERO_ADDRESS = "0x" + "00" * 20
 CREDITOR_ROLE = Web3.keccak(text="CREDITOR_ROLE")
+VERSIONER_ROLE = Web3.keccak(text="VERSIONER_ROLE")
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class Deployment:
     chain_id: int
     device_registry: str
     reward_vault: str
+    model_registry: str
     task_registry: str
 
     def save(self, path: Path) -> None:
@@ -65,16 +78,20 @@ def _deploy_one(chain: Chain, wallet: Wallet, artifact: Artifact, *args: Any) ->
 
 
 def deploy(chain: Chain, deployer: Wallet) -> "Fedshare":
-    """Deploys DeviceRegistry, RewardVault and TaskRegistry, and lets the task
-    registry credit the vault. Returns clients bound to the new deployment."""
+    """Deploys DeviceRegistry, RewardVault, ModelRegistry and TaskRegistry, and lets the
+    task registry credit the vault and register model versions. Returns clients bound to
+    the new deployment."""
     artifacts = compile_contracts()
     _use_abis(chain, artifacts)
     registry = _deploy_one(chain, deployer, artifacts["DeviceRegistry"])
     vault = _deploy_one(chain, deployer, artifacts["RewardVault"], deployer.address,
                         registry)
-    tasks = _deploy_one(chain, deployer, artifacts["TaskRegistry"], registry, vault)
-    system = Fedshare(chain, Deployment(chain.chain_id, registry, vault, tasks), artifacts)
+    models = _deploy_one(chain, deployer, artifacts["ModelRegistry"], deployer.address)
+    tasks = _deploy_one(chain, deployer, artifacts["TaskRegistry"], registry, vault, models)
+    system = Fedshare(chain, Deployment(chain.chain_id, registry, vault, models, tasks),
+                      artifacts)
     chain.transact(deployer, system.vault.functions.grantRole(CREDITOR_ROLE, tasks))
+    chain.transact(deployer, system.models.functions.grantRole(VERSIONER_ROLE, tasks))
     return system
 
 
@@ -103,6 +120,8 @@ class Fedshare:
                                     abi=artifacts["DeviceRegistry"].abi)
         self.vault = eth.contract(address=deployment.reward_vault,
                                   abi=artifacts["RewardVault"].abi)
+        self.models = eth.contract(address=deployment.model_registry,
+                                   abi=artifacts["ModelRegistry"].abi)
         self.tasks = eth.contract(address=deployment.task_registry,
                                   abi=artifacts["TaskRegistry"].abi)
 
@@ -114,6 +133,14 @@ class Fedshare:
         consent = device.sign_digest(bytes(digest))
         return self.chain.transact(owner, self.devices.functions.registerDevice(
             device.address, device.public_key, consent))
+
+    def rotate_key(self, owner: Wallet, device: Wallet, public_key: bytes) -> Receipt:
+        """The owner replaces `device`'s sealing key; the device signs its consent."""
+        digest = self.chain.call(self.devices.functions.consentDigest(
+            owner.address, device.address, public_key))
+        consent = device.sign_digest(bytes(digest))
+        return self.chain.transact(owner, self.devices.functions.rotateKey(
+            device.address, public_key, consent))
 
     def revoke_device(self, owner: Wallet, device: str) -> Receipt:
         return self.chain.transact(owner, self.devices.functions.revokeDevice(device))
@@ -145,11 +172,14 @@ class Fedshare:
 
     # ------------------------------------------------------------ task registry
     def publish_task(self, requester: Wallet, params: TaskParams,
-                     aggregator: str | None = None) -> tuple[int, Receipt]:
-        """Publishes a task with its escrow; returns the new task id."""
+                     aggregator: str | None = None,
+                     allow_list: Sequence[str] = ()) -> tuple[int, Receipt]:
+        """Publishes a task with its escrow; returns the new task id. A non-empty
+        `allow_list` (devices or owners) restricts who may join."""
         receipt = self.chain.transact(
             requester,
-            self.tasks.functions.publishTask(params.as_tuple(), aggregator or ZERO_ADDRESS),
+            self.tasks.functions.publishTask(params.as_tuple(), aggregator or ZERO_ADDRESS,
+                                             list(allow_list)),
             value=params.escrow,
         )
         (event,) = self.tasks.events.TaskPublished().process_receipt(receipt.raw, errors=DISCARD)
@@ -167,14 +197,32 @@ class Fedshare:
             aggregator, self.tasks.functions.openRound(task_id, model_hash))
 
     def commit_update(self, device: Wallet, task_id: int, round_: int,
-                      update_hash: bytes) -> Receipt:
+                      update_hash: bytes, epsilon: int) -> Receipt:
+        """Train phase: the update's hash and the device's ε spent so far (micro-ε)."""
         return self.chain.transact(
-            device, self.tasks.functions.commitUpdate(task_id, round_, update_hash))
+            device, self.tasks.functions.commitUpdate(task_id, round_, update_hash, epsilon))
 
-    def submit_scores(self, device: Wallet, task_id: int, round_: int,
-                      scores: Sequence[int]) -> Receipt:
+    def commit_scores(self, device: Wallet, task_id: int, round_: int,
+                      commitment: bytes) -> Receipt:
+        """Verify phase: the commitment to the scores (see :func:`score_commitment`)."""
         return self.chain.transact(
-            device, self.tasks.functions.submitScores(task_id, round_, list(scores)))
+            device, self.tasks.functions.commitScores(task_id, round_, commitment))
+
+    def reveal_scores(self, device: Wallet, task_id: int, round_: int,
+                      scores: Sequence[int], salt: bytes) -> Receipt:
+        """Reveal phase: the scores of the assigned updates and the salt."""
+        return self.chain.transact(
+            device, self.tasks.functions.revealScores(task_id, round_, list(scores), salt))
+
+    def verifiers(self, task_id: int, round_: int, device: str) -> list[str]:
+        """The participants that score `device`'s update in the open round."""
+        return [str(a) for a in self.chain.call(
+            self.tasks.functions.verifiersOf(task_id, round_, device))]
+
+    def assignment(self, task_id: int, round_: int, device: str) -> list[str]:
+        """The participants whose updates `device` scores in the open round, in order."""
+        return [str(a) for a in self.chain.call(
+            self.tasks.functions.assignmentOf(task_id, round_, device))]
 
     def finalize_round(self, caller: Wallet, task_id: int, round_: int) -> RoundOutcome:
         """Finalises a round and returns what the contract decided."""
@@ -199,9 +247,12 @@ class Fedshare:
             aggregator, self.tasks.functions.submitAggregate(task_id, round_, aggregate_hash))
 
     def publish_model(self, requester: Wallet, task_id: int, round_: int,
-                      model_hash: bytes) -> Receipt:
+                      model_hash: bytes, uri: str = "",
+                      metrics_hash: bytes = b"\0" * 32) -> Receipt:
+        """Records the round's new global model; it becomes a model-registry version."""
         return self.chain.transact(
-            requester, self.tasks.functions.publishModel(task_id, round_, model_hash))
+            requester, self.tasks.functions.publishModel(task_id, round_, model_hash, uri,
+                                                         metrics_hash))
 
     def cancel_task(self, caller: Wallet, task_id: int) -> Receipt:
         return self.chain.transact(caller, self.tasks.functions.cancelTask(task_id))
@@ -219,17 +270,34 @@ class Fedshare:
 
     def task_state(self, task_id: int) -> TaskState:
         r = self.chain.call(self.tasks.functions.taskState(task_id))
-        return TaskState(str(r[0]), str(r[1]), TaskStatus(r[2]), int(r[3]), int(r[4]),
-                         int(r[5]), bytes(r[6]))
+        return TaskState(str(r[0]), str(r[1]), TaskStatus(r[2]), bool(r[3]), int(r[4]),
+                         int(r[5]), int(r[6]), bytes(r[7]), int(r[8]))
 
     def round_info(self, task_id: int, round_: int) -> RoundInfo:
         r = self.chain.call(self.tasks.functions.roundInfo(task_id, round_))
-        return RoundInfo(RoundStage(r[0]), *[int(v) for v in r[1:7]], str(r[7]), str(r[8]),
-                         bytes(r[9]), bytes(r[10]), bytes(r[11]), int(r[12]))
+        return RoundInfo(RoundStage(r[0]), *[int(v) for v in r[1:11]], str(r[11]),
+                         str(r[12]), bytes(r[13]), bytes(r[14]), bytes(r[15]), int(r[16]))
 
     def submission(self, task_id: int, round_: int, device: str) -> Submission:
         r = self.chain.call(self.tasks.functions.submissionOf(task_id, round_, device))
-        return Submission(bytes(r[0]), int(r[1]), bool(r[2]), bool(r[3]), int(r[4]))
+        return Submission(bytes(r[0]), bytes(r[1]), int(r[2]), int(r[3]), bool(r[4]),
+                          bool(r[5]), int(r[6]))
+
+    def epsilon_of(self, task_id: int, device: str) -> int:
+        """The device's ε spent in the task as recorded on chain (micro-ε)."""
+        return int(self.chain.call(self.tasks.functions.epsilonOf(task_id, device)))
+
+    def is_allowed(self, task_id: int, device: str) -> bool:
+        return bool(self.chain.call(self.tasks.functions.isAllowed(task_id, device)))
+
+    # ------------------------------------------------------------ model registry
+    def model_version(self, version_id: int) -> ModelVersion:
+        r = self.chain.call(self.models.functions.versionOf(version_id))
+        return ModelVersion(bytes(r[0]), bytes(r[1]), int(r[2]), int(r[3]), int(r[4]),
+                            int(r[5]), str(r[6]), str(r[7]))
+
+    def model_version_count(self) -> int:
+        return int(self.chain.call(self.models.functions.versionCount()))
 
     def participants(self, task_id: int) -> list[str]:
         return list(self.chain.call(self.tasks.functions.participantsOf(task_id)))

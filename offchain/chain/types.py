@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import astuple, dataclass
 from enum import IntEnum
 
 __all__ = [
     "TaskStatus", "RoundStage", "MemberStatus", "TaskParams", "TaskState",
-    "RoundInfo", "Submission", "RoundOutcome", "MAX_SCORE",
+    "RoundInfo", "Submission", "ModelVersion", "RoundOutcome", "MAX_SCORE",
+    "EPSILON_UNIT", "epsilon_to_chain",
 ]
 
 MAX_SCORE = 10_000
@@ -36,19 +38,36 @@ class MemberStatus(IntEnum):
     ELIMINATED = 3
 
 
+EPSILON_UNIT = 1_000_000
+"""On chain, ε is an integer number of micro-ε."""
+
+
+def epsilon_to_chain(epsilon: float) -> int:
+    """ε as the contract counts it: micro-ε, rounded up so the chain never under-reports."""
+    return int(math.ceil(epsilon * EPSILON_UNIT))
+
+
 @dataclass(frozen=True)
 class TaskParams:
-    """What a requester fixes when publishing a task (mirrors ITaskRegistry.TaskParams)."""
+    """What a requester fixes when publishing a task (mirrors ITaskRegistry.TaskParams).
+
+    Durations are seconds; `epsilon_budget` is micro-ε; `verifiers_per_update` 0 means every
+    other participant verifies every update."""
 
     category: bytes
     model_hash: bytes
     paillier_key_hash: bytes
     rounds: int
-    round_duration: int
+    train_duration: int
+    verify_duration: int
+    reveal_duration: int
+    grace_period: int
+    epsilon_budget: int
     reward_per_round: int
     min_participants: int
     max_participants: int
     min_quality: int = 0
+    verifiers_per_update: int = 0
 
     @property
     def escrow(self) -> int:
@@ -64,21 +83,27 @@ class TaskState:
     requester: str
     aggregator: str
     status: TaskStatus
+    restricted: bool
     rounds_opened: int
     last_progress_at: int
     escrow: int
     current_model: bytes
+    model_version: int
 
 
 @dataclass(frozen=True)
 class RoundInfo:
     stage: RoundStage
     commit_deadline: int
-    score_deadline: int
+    verify_deadline: int
+    reveal_deadline: int
     participants: int
     committed: int
-    scored: int
+    score_committed: int
+    revealed: int
     accepted: int
+    assignment_size: int
+    assignment_offset: int
     leader: str
     eliminated: str
     global_model_hash: bytes
@@ -90,10 +115,26 @@ class RoundInfo:
 @dataclass(frozen=True)
 class Submission:
     update_hash: bytes
+    score_commitment: bytes
+    epsilon: int
     quality: int
-    scored: bool
+    revealed: bool
     accepted: bool
     reward: int
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One entry of the append-only model registry."""
+
+    model_hash: bytes
+    metrics_hash: bytes
+    parent: int
+    task_id: int
+    round: int
+    created_at: int
+    publisher: str
+    uri: str
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare
 from offchain.crypto import PackingSpec, PublicKey, encrypt_vector, seal, unseal
-from offchain.errors import ConfigError, FedshareError
+from offchain.chain.contracts import score_commitment
+from offchain.chain.types import EPSILON_UNIT, epsilon_to_chain
+from offchain.errors import ConfigError, FedshareError, PrivacyBudgetExceeded
 from offchain.learning.data import DeviceData
 from offchain.learning.evaluate import score_update
 from offchain.learning.model import (
@@ -31,7 +34,7 @@ _NO_HASH = b"\0" * 32
 
 @dataclass(frozen=True)
 class DeviceRound:
-    """What one device did in one round."""
+    """What one device did in the train phase of one round."""
 
     update_hash: bytes
     epsilon: float
@@ -62,6 +65,7 @@ class Device:
         self.paillier_key = paillier_key
         self.seed = seed
         self.accountant = PrivacyAccountant.for_config(dp)
+        self._sealed_scores: dict[tuple[int, int], tuple[list[int], bytes]] = {}
 
     @property
     def address(self) -> str:
@@ -73,42 +77,49 @@ class Device:
         return self.accountant.epsilon
 
     def join(self, task_id: int) -> None:
-        """Joins the task (as participant, or on the waiting list)."""
+        """Joins the task (as participant, or on the waiting list) after checking its
+        Paillier key; the task's ε budget becomes this device's budget."""
         require_task_key(self.fs, task_id, self.paillier_key, "device")
+        budget = self.fs.task_params(task_id).epsilon_budget / EPSILON_UNIT
+        self.accountant = PrivacyAccountant.for_config(self.dp, budget=budget)
         self.fs.join(self.wallet, task_id)
 
-    def train_and_commit(self, task_id: int, round_: int,
-                         participants: list[str]) -> DeviceRound:
-        """Trains on the round's global model with DP-SGD, encrypts the update under
-        the requester's key, stores it, seals the DP update to each peer for
-        verification, and commits the encrypted blob's hash on chain."""
+    def train_and_commit(self, task_id: int, round_: int) -> DeviceRound | None:
+        """Train phase: trains on the round's global model with DP-SGD, encrypts the
+        update under the requester's key, stores it, seals the DP update to the peers
+        that verify it, and commits the blob's hash and the ε spent so far.
+
+        Returns None, committing nothing, when another round would exceed the task's ε
+        budget: the device stops contributing."""
         info = self.fs.round_info(task_id, round_)
         global_vec = load_model(self.store, info.global_model_hash, self.spec)
-        update = train_local(self.spec, global_vec, self.data.train, self.dp,
-                             self.accountant, seed=self.seed * 1_000 + round_)
+        try:
+            update = train_local(self.spec, global_vec, self.data.train, self.dp,
+                                 self.accountant, seed=self.seed * 1_000 + round_)
+        except PrivacyBudgetExceeded as exc:
+            log.warning("task %s round %s: %s stops contributing: %s",
+                        task_id, round_, self.address, exc)
+            return None
         blob = encrypt_vector(self.paillier_key, update.delta, self.packing).to_bytes()
         update_hash = self.store.put(blob)
         plain = encode_vector(update.delta)
-        for peer in participants:
-            if peer != self.address:
-                sealed = seal(self.fs.device_public_key(peer), plain)
-                self.mailbox.post(task_id, round_, self.address, peer, self.store.put(sealed))
-        receipt = self.fs.commit_update(self.wallet, task_id, round_, update_hash)
+        for verifier in self.fs.verifiers(task_id, round_, self.address):
+            sealed = seal(self.fs.device_public_key(verifier), plain)
+            self.mailbox.post(task_id, round_, self.address, verifier, self.store.put(sealed))
+        receipt = self.fs.commit_update(self.wallet, task_id, round_, update_hash,
+                                        epsilon_to_chain(update.epsilon))
         return DeviceRound(update_hash, update.epsilon, update.steps, update.train_loss,
                            receipt.gas_used)
 
-    def score_peers(self, task_id: int, round_: int, participants: list[str]) -> list[int]:
-        """Scores each participant's sealed DP update on this device's validation data
-        (accuracy in basis points). Its own entry, peers that committed nothing and
+    def score_peers(self, task_id: int, round_: int) -> list[int]:
+        """Scores the updates assigned to this device, in assignment order, on its own
+        validation data (accuracy in basis points). Peers that committed nothing and
         updates that fail to unseal or decode score 0; the problem is logged."""
         info = self.fs.round_info(task_id, round_)
         global_vec = load_model(self.store, info.global_model_hash, self.spec)
         letters = self.mailbox.inbox(task_id, round_, self.address)
         scores = []
-        for peer in participants:
-            if peer == self.address:
-                scores.append(0)
-                continue
+        for peer in self.fs.assignment(task_id, round_, self.address):
             if self.fs.submission(task_id, round_, peer).update_hash == _NO_HASH:
                 scores.append(0)
                 continue
@@ -128,6 +139,22 @@ class Device:
                 scores.append(0)
         return scores
 
-    def submit_scores(self, task_id: int, round_: int, scores: list[int]) -> int:
-        """Submits the scores on chain; returns the gas used."""
-        return self.fs.submit_scores(self.wallet, task_id, round_, scores).gas_used
+    def commit_scores(self, task_id: int, round_: int, scores: list[int]) -> int:
+        """Verify phase: commits to `scores` with a fresh random salt (kept for the
+        reveal); returns the gas used."""
+        salt = secrets.token_bytes(32)
+        commitment = score_commitment(task_id, round_, scores, salt, self.address)
+        receipt = self.fs.commit_scores(self.wallet, task_id, round_, commitment)
+        self._sealed_scores[(task_id, round_)] = (scores, salt)
+        return receipt.gas_used
+
+    def reveal_scores(self, task_id: int, round_: int) -> int:
+        """Reveal phase: reveals the committed scores and salt; returns the gas used.
+        Raises ConfigError when this device committed no scores in the round."""
+        try:
+            scores, salt = self._sealed_scores.pop((task_id, round_))
+        except KeyError:
+            raise ConfigError(
+                f"{self.address} committed no scores in task {task_id} round {round_}"
+            ) from None
+        return self.fs.reveal_scores(self.wallet, task_id, round_, scores, salt).gas_used

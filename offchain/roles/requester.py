@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare
-from offchain.chain.types import RoundStage, TaskParams
+from offchain.chain.types import RoundStage, TaskParams, epsilon_to_chain
 from offchain.crypto import EncryptedVector, PrivateKey, PublicKey, decrypt_sum
 from offchain.errors import AggregationError, ConfigError
 from offchain.learning.fedavg import apply_update
@@ -21,21 +22,35 @@ __all__ = ["TaskPlan", "Requester"]
 
 @dataclass(frozen=True, kw_only=True)
 class TaskPlan:
-    """The terms a requester offers; validated here, enforced again on chain."""
+    """The terms a requester offers; validated here, enforced again on chain.
+
+    Phase durations are seconds: devices train and commit until T1, commit their scores
+    until T2, reveal them until T3. `epsilon_budget` is the most ε (at δ = 1e-5) a device
+    may spend in the task. `verifiers_per_update` 0 means every other participant
+    verifies every update. A non-empty `allow_list` (devices or owners) restricts who
+    may join."""
 
     category: str = "mnist-digits"
     rounds: int = 5
-    round_duration: int = 600
+    train_duration: int = 600
+    verify_duration: int = 300
+    reveal_duration: int = 300
+    grace_period: int = 900
+    epsilon_budget: float = 10.0
     reward_per_round: int = 5 * 10**17
     min_participants: int = 3
     max_participants: int = 8
     min_quality: int = 0
+    verifiers_per_update: int = 0
+    allow_list: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.category.encode()) > 32:
             raise ConfigError(f"category {self.category!r} is longer than 32 bytes")
-        if self.rounds < 1 or self.round_duration < 1 or self.reward_per_round < 1:
-            raise ConfigError("rounds, round_duration and reward_per_round must be >= 1")
+        durations = (self.train_duration, self.verify_duration, self.reveal_duration,
+                     self.grace_period)
+        if self.rounds < 1 or min(durations) < 1 or self.reward_per_round < 1:
+            raise ConfigError("rounds, durations and reward_per_round must be >= 1")
         if not 2 <= self.min_participants <= self.max_participants <= 64:
             raise ConfigError(
                 f"need 2 <= min_participants ({self.min_participants}) <= "
@@ -43,6 +58,10 @@ class TaskPlan:
             )
         if not 0 <= self.min_quality <= 10_000:
             raise ConfigError(f"min_quality must be 0..10000 bp, got {self.min_quality}")
+        if not self.epsilon_budget > 0:
+            raise ConfigError(f"epsilon_budget must be > 0, got {self.epsilon_budget}")
+        if self.verifiers_per_update < 0:
+            raise ConfigError("verifiers_per_update must be >= 0")
 
     def params(self, model_hash: bytes, key_hash: bytes) -> TaskParams:
         """The on-chain parameters for this plan."""
@@ -51,11 +70,16 @@ class TaskPlan:
             model_hash=model_hash,
             paillier_key_hash=key_hash,
             rounds=self.rounds,
-            round_duration=self.round_duration,
+            train_duration=self.train_duration,
+            verify_duration=self.verify_duration,
+            reveal_duration=self.reveal_duration,
+            grace_period=self.grace_period,
+            epsilon_budget=epsilon_to_chain(self.epsilon_budget),
             reward_per_round=self.reward_per_round,
             min_participants=self.min_participants,
             max_participants=self.max_participants,
             min_quality=self.min_quality,
+            verifiers_per_update=self.verifiers_per_update,
         )
 
 
@@ -80,7 +104,7 @@ class Requester:
         """Stores the initial model and publishes the task with its escrow."""
         model_hash = store_model(self.store, initial_model)
         params = plan.params(model_hash, self.public_key.key_id)
-        task_id, _ = self.fs.publish_task(self.wallet, params, aggregator)
+        task_id, _ = self.fs.publish_task(self.wallet, params, aggregator, plan.allow_list)
         return task_id
 
     def next_model(self, task_id: int, round_: int) -> np.ndarray:
@@ -107,10 +131,14 @@ class Requester:
         mean = (total / aggregate.n_summands).astype(np.float32)
         return apply_update(global_vec, mean)
 
-    def publish_model(self, task_id: int, round_: int, model: np.ndarray) -> bytes:
-        """Stores the new global model and records its hash on chain."""
+    def publish_model(self, task_id: int, round_: int, model: np.ndarray,
+                      metrics: dict[str, float] | None = None) -> bytes:
+        """Stores the new global model (and its metrics as a JSON blob) and records both
+        hashes on chain, where the model becomes a registered version."""
         digest = store_model(self.store, model)
-        self.fs.publish_model(self.wallet, task_id, round_, digest)
+        metrics_hash = self.store.put(json.dumps(metrics or {}, sort_keys=True).encode())
+        self.fs.publish_model(self.wallet, task_id, round_, digest,
+                              f"blob:sha256:{digest.hex()}", metrics_hash)
         return digest
 
     def withdraw_refund(self) -> int:

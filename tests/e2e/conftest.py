@@ -42,3 +42,4 @@ def anvil_url():
     yield url
     process.terminate()
     process.wait(timeout=10)
+    process.stderr.close()

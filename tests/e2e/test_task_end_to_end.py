@@ -13,7 +13,7 @@ from offchain.roles import TaskPlan
 from offchain.runner import ETHER, RunConfig, run_task
 from offchain.storage import BlobStore
 
-PLAN = TaskPlan(rounds=2, round_duration=600, reward_per_round=ETHER // 2,
+PLAN = TaskPlan(rounds=2, reward_per_round=ETHER // 2,
                 min_participants=3, max_participants=3)
 
 
@@ -40,6 +40,11 @@ def _run_and_check(chain: Chain, tmp_path) -> None:
     assert len(report.model_hashes) == PLAN.rounds + 1
     assert fs.task_params(report.task_id).model_hash.hex() == report.model_hashes[0]
     store = BlobStore(tmp_path / "runs" / report.run_dir.split("/")[-1] / "blobs")
+    versions = [fs.model_version(v) for v in range(1, fs.model_version_count() + 1)]
+    assert [v.model_hash.hex() for v in versions] == report.model_hashes
+    assert [(v.task_id, v.round, v.parent) for v in versions] == [
+        (report.task_id, r, r) for r in range(PLAN.rounds + 1)]
+    assert state.model_version == len(versions)
     for round_ in range(PLAN.rounds):
         info = fs.round_info(report.task_id, round_)
         assert info.stage is RoundStage.CLOSED
@@ -52,7 +57,7 @@ def _run_and_check(chain: Chain, tmp_path) -> None:
 
     # Learning happened.
     assert report.final_accuracy > report.initial_accuracy + 0.3
-    assert all(0 < r.epsilon < 20 for r in report.rounds)
+    assert all(0 < r.epsilon <= PLAN.epsilon_budget for r in report.rounds)
     assert report.rounds[1].epsilon > report.rounds[0].epsilon
 
     # Money: every escrowed wei went to the devices' owner or back to the requester.

@@ -59,29 +59,28 @@ def world(fs, actors, keys, tmp_path):
 
 def test_a_nan_update_from_a_peer_scores_zero_and_is_logged(world, caplog):
     honest, liar, verifier = world["devices"]
-    task_id, round_, participants = world["task_id"], world["round"], world["participants"]
-    honest.train_and_commit(task_id, round_, participants)
+    task_id, round_ = world["task_id"], world["round"]
+    honest.train_and_commit(task_id, round_)
     # A well-formed blob whose last value is NaN (encode_vector itself refuses NaN).
     poisoned = bytearray(encode_vector(np.zeros(num_parameters(SPEC), dtype=np.float32)))
     poisoned[-4:] = struct.pack("<f", float("nan"))
     sealed = seal(world["fs"].device_public_key(verifier.address), bytes(poisoned))
     world["mailbox"].post(task_id, round_, liar.address, verifier.address,
                           world["store"].put(sealed))
-    world["fs"].commit_update(liar.wallet, task_id, round_, b"\x01" * 32)
+    world["fs"].commit_update(liar.wallet, task_id, round_, b"\x01" * 32, 1)
     with caplog.at_level(logging.WARNING):
-        scores = verifier.score_peers(task_id, round_, participants)
-    by_peer = dict(zip(participants, scores))
+        scores = verifier.score_peers(task_id, round_)
+    by_peer = dict(zip(world["fs"].assignment(task_id, round_, verifier.address), scores))
+    assert set(by_peer) == {liar.address, honest.address}
     assert by_peer[liar.address] == 0
     assert by_peer[honest.address] > 5_000
-    assert by_peer[verifier.address] == 0
     assert f"update of {liar.address} rejected" in caplog.text
     assert "1 non-finite values" in caplog.text
 
 
 def test_the_aggregator_rejects_a_tampered_blob_by_name(world):
-    task_id, round_, participants = world["task_id"], world["round"], world["participants"]
-    committed = [d.train_and_commit(task_id, round_, participants)
-                 for d in world["devices"]]
+    task_id, round_ = world["task_id"], world["round"]
+    committed = [d.train_and_commit(task_id, round_) for d in world["devices"]]
     victim = committed[0].update_hash
     world["store"].path_of(victim).write_bytes(b"FSPV tampered")
     with pytest.raises(BlobIntegrityError, match=f"blob 0x{victim.hex()} is corrupt"):
@@ -95,7 +94,7 @@ def test_the_aggregator_rejects_an_update_under_another_key(world):
     rogue = world["devices"][0]
     blob = encrypt_vector(other_key, np.zeros(num_parameters(SPEC)), world["packing"])
     world["fs"].commit_update(rogue.wallet, task_id, round_,
-                              world["store"].put(blob.to_bytes()))
+                              world["store"].put(blob.to_bytes()), 1)
     with pytest.raises(KeyMismatchError):
         world["aggregator"].aggregate(task_id, round_, (rogue.address,))
 
@@ -119,3 +118,32 @@ def test_a_device_refuses_packing_narrower_than_its_update_bound(fs, actors, key
         Device(fs, actors.devices[0], BlobStore(tmp_path), Mailbox(tmp_path),
                data=split.devices[0],
                spec=SPEC, dp=dp, packing=narrow, paillier_key=keys[0], seed=0)
+
+
+def test_a_device_stops_contributing_when_its_budget_is_spent(fs, actors, keys, tmp_path,
+                                                              caplog):
+    public_key, private_key = keys
+    store = BlobStore(tmp_path / "blobs")
+    requester = Requester(fs, actors.requester, store, spec=SPEC,
+                          public_key=public_key, private_key=private_key)
+    aggregator = Aggregator(fs, actors.aggregator, store, public_key=public_key)
+    Owner(fs, actors.owner).register(actors.devices[:3])
+    dp = DPConfig()
+    packing = PackingSpec(bound=dp.update_bound, max_summands=3, key_bits=KEY_BITS)
+    split = split_iid(load_mnist(), 3, seed=0)
+    devices = [Device(fs, w, store, Mailbox(tmp_path / "mail"), data=split.devices[i],
+                      spec=SPEC, dp=dp, packing=packing, paillier_key=public_key, seed=i)
+               for i, w in enumerate(actors.devices[:3])]
+    # One round of the default DP-SGD on this split spends ε ≈ 1.5: a budget of 1
+    # allows none.
+    plan = TaskPlan(rounds=1, reward_per_round=ETHER, epsilon_budget=1.0)
+    task_id = requester.publish(plan, initial_vector(SPEC, seed=0), aggregator.address)
+    for device in devices:
+        device.join(task_id)
+    round_ = aggregator.open_round(task_id)
+    with caplog.at_level(logging.WARNING):
+        assert devices[0].train_and_commit(task_id, round_) is None
+    assert "stops contributing" in caplog.text
+    assert fs.submission(task_id, round_, devices[0].address).update_hash == b"\0" * 32
+    assert fs.epsilon_of(task_id, devices[0].address) == 0
+    assert devices[0].epsilon == 0
