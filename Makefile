@@ -10,7 +10,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ARGS ?=
 
-.PHONY: demo test test-slow setup chain clean
+.PHONY: demo test test-slow setup chain slither gas clean
 
 demo: setup
 	$(BIN)/fedshare demo $(ARGS)
@@ -23,6 +23,12 @@ test-slow: setup
 
 chain: setup
 	$(BIN)/fedshare chain up
+
+slither: $(NODE_STAMP)
+	scripts/slither.sh $(ARGS)
+
+gas: setup
+	$(BIN)/python benchmarks/gas_bench.py $(ARGS)
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -40,4 +46,4 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules build artifacts cache .fedshare
+	rm -rf $(VENV) .slither-venv node_modules build artifacts cache .fedshare

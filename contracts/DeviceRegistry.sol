@@ -60,6 +60,8 @@ contract DeviceRegistry is IDeviceRegistry {
 
     /// @inheritdoc IDeviceRegistry
     function isActive(address device) external view returns (bool) {
+        // An enum comparison; Slither mistakes it for a timestamp-dependent equality.
+        // slither-disable-next-line incorrect-equality,timestamp
         return _devices[device].status == DeviceStatus.Active;
     }
 
@@ -96,8 +98,12 @@ contract DeviceRegistry is IDeviceRegistry {
     /// so the same signature cannot be replayed.
     function _useConsent(address device, bytes calldata publicKey, bytes calldata consent) private {
         bytes32 digest = MessageHashUtils.toEthSignedMessageHash(consentDigest(msg.sender, device, publicKey));
-        (address signer,,) = ECDSA.tryRecover(digest, consent);
-        if (signer != device) revert DeviceRegistryInvalidConsent(device, signer);
+        // The third value only details a failure already reported by `failure`.
+        // slither-disable-next-line unused-return
+        (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, consent);
+        if (failure != ECDSA.RecoverError.NoError || signer != device) {
+            revert DeviceRegistryInvalidConsent(device, signer);
+        }
         _nonces[device] += 1;
     }
 }

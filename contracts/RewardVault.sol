@@ -29,7 +29,7 @@ contract RewardVault is IRewardVault, AccessControl, ReentrancyGuard {
         onlyRole(CREDITOR_ROLE)
     {
         if (devices.length != amounts.length) revert RewardVaultLengthMismatch(devices.length, amounts.length);
-        uint256 sum;
+        uint256 sum = 0;
         for (uint256 i; i < devices.length; ++i) {
             sum += amounts[i];
         }

@@ -52,11 +52,16 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
             _allowed[taskId][allowList[i]] = true;
         }
         _totalEscrow += escrow;
+        // The registry numbers versions 1, 2, 3...: the id is known before the call, so every
+        // state change happens before it.
+        t.modelVersion = _models.versionCount() + 1;
         emit TaskPublished(
             taskId, msg.sender, p.category, p.modelHash, p.paillierKeyHash, p.rounds, p.rewardPerRound, escrow
         );
-        t.modelVersion = _models.registerVersion(p.modelHash, "", 0, taskId, 0, bytes32(0));
         if (aggregator != address(0)) _setAggregator(taskId, aggregator);
+        uint256 registered = _models.registerVersion(p.modelHash, "", 0, taskId, 0, bytes32(0));
+        // slither-disable-next-line incorrect-equality
+        assert(registered == t.modelVersion);
     }
 
     /// @inheritdoc ITaskRegistry
@@ -239,21 +244,12 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
     function publishModel(uint256 taskId, uint64 round, bytes32 modelHash, string calldata uri, bytes32 metricsHash)
         external
     {
-        RoundInfo storage r = _round(taskId, round, RoundStage.Aggregated);
-        TaskState storage t = _tasks[taskId];
-        if (msg.sender != t.requester) revert TaskRegistryNotRequester(taskId, msg.sender);
-        if (modelHash == bytes32(0)) revert TaskRegistryZeroHash();
-        r.newModelHash = modelHash;
-        r.stage = RoundStage.Closed;
-        t.currentModel = modelHash;
-        t.lastProgressAt = uint64(block.timestamp);
-        uint256 version = _models.registerVersion(modelHash, uri, t.modelVersion, taskId, round + 1, metricsHash);
-        t.modelVersion = version;
-        emit ModelPublished(taskId, round, modelHash, version);
-        if (round + 1 == _params[taskId].rounds) {
-            t.status = TaskStatus.Completed;
-            emit TaskCompleted(taskId, _releaseEscrow(t));
-        }
+        uint256 parent = _closeRound(taskId, round, modelHash);
+        uint256 version = _tasks[taskId].modelVersion;
+        // Interaction last; the registry appends exactly `version`.
+        uint256 registered = _models.registerVersion(modelHash, uri, parent, taskId, round + 1, metricsHash);
+        // slither-disable-next-line incorrect-equality
+        assert(registered == version);
     }
 
     // ------------------------------------------------------------------ views
@@ -370,6 +366,26 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
         if (p.epsilonBudget == 0) revert TaskRegistryZeroEpsilonBudget();
         if (p.modelHash == bytes32(0) || p.paillierKeyHash == bytes32(0)) revert TaskRegistryZeroHash();
         if (allowListLength > MAX_ALLOW_LIST) revert TaskRegistryAllowListTooLong(allowListLength, MAX_ALLOW_LIST);
+    }
+
+    /// @dev The requester closes `round` on `modelHash`; completes the task after its last round.
+    /// Returns the model version the new one descends from.
+    function _closeRound(uint256 taskId, uint64 round, bytes32 modelHash) private returns (uint256 parent) {
+        RoundInfo storage r = _round(taskId, round, RoundStage.Aggregated);
+        TaskState storage t = _tasks[taskId];
+        if (msg.sender != t.requester) revert TaskRegistryNotRequester(taskId, msg.sender);
+        if (modelHash == bytes32(0)) revert TaskRegistryZeroHash();
+        r.newModelHash = modelHash;
+        r.stage = RoundStage.Closed;
+        t.currentModel = modelHash;
+        t.lastProgressAt = uint64(block.timestamp);
+        parent = t.modelVersion;
+        t.modelVersion = _models.versionCount() + 1;
+        emit ModelPublished(taskId, round, modelHash, t.modelVersion);
+        if (round + 1 == _params[taskId].rounds) {
+            t.status = TaskStatus.Completed;
+            emit TaskCompleted(taskId, _releaseEscrow(t));
+        }
     }
 
     /// @dev Promotes waiting devices, earliest first, into free slots (bounded by `maxParticipants`).

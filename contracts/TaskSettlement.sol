@@ -95,7 +95,7 @@ abstract contract TaskSettlement is ITaskRegistry {
         uint16[] memory column = new uint16[](size);
         for (uint256 j; j < n; ++j) {
             if (!revealed[j]) continue;
-            uint256 count;
+            uint256 count = 0;
             for (uint256 t; t < size; ++t) {
                 uint256 i = Quality.verifier(j, t, offset, n);
                 if (revealed[i]) column[count++] = Quality.at(rows[i], t);
@@ -114,7 +114,7 @@ abstract contract TaskSettlement is ITaskRegistry {
         uint256 n = quality.length;
         leader = n;
         worst = n;
-        uint256 eligible;
+        uint256 eligible = 0;
         for (uint256 i; i < n; ++i) {
             if (!revealed[i]) continue;
             ++eligible;
@@ -157,7 +157,7 @@ abstract contract TaskSettlement is ITaskRegistry {
         uint256 n = quality.length;
         uint16 threshold = _params[taskId].minQuality;
         ok = new bool[](n);
-        uint256 qualitySum;
+        uint256 qualitySum = 0;
         for (uint256 i; i < n; ++i) {
             ok[i] = revealed[i] && i != worst && quality[i] > 0 && quality[i] >= threshold;
             if (ok[i]) {
@@ -184,7 +184,7 @@ abstract contract TaskSettlement is ITaskRegistry {
     ) private returns (address[] memory accepted, uint256[] memory amounts) {
         accepted = new address[](count);
         amounts = new uint256[](count);
-        uint256 k;
+        uint256 k = 0;
         for (uint256 i; i < members.length; ++i) {
             Submission storage s = _submissions[taskId][round][members[i]];
             s.quality = quality[i];
@@ -209,7 +209,7 @@ abstract contract TaskSettlement is ITaskRegistry {
         if (!force && !someoneWaits && members.length <= _params[taskId].minParticipants) return address(0);
         uint256 index;
         while (members[index] != device) ++index;
-        address replacement;
+        address replacement = address(0);
         if (someoneWaits) {
             replacement = queue[head];
             _waitingHead[taskId] = head + 1;

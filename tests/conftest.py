@@ -59,11 +59,16 @@ def task_params(**overrides) -> TaskParams:
         model_hash=b"\x11" * 32,
         paillier_key_hash=b"\x22" * 32,
         rounds=2,
-        round_duration=600,
+        train_duration=600,
+        verify_duration=300,
+        reveal_duration=300,
+        grace_period=900,
+        epsilon_budget=10_000_000,
         reward_per_round=ETHER,
         min_participants=3,
         max_participants=4,
         min_quality=0,
+        verifiers_per_update=0,
     )
     base.update(overrides)
     return TaskParams(**base)

@@ -1,8 +1,16 @@
 """Shared helpers of the contract tests, in the spirit of OpenZeppelin's test helpers:
 revert expectations with exact custom-error arguments, the steps of a task's life
-(register, publish, join, open, commit, score, finalise, close), time travel, and a
-Python model of proof of quality to check the contract's arithmetic against, and a
-hand-assembled contract wallet to test payments to contracts and re-entrancy."""
+(register, publish, join, open, commit, commit scores, reveal, finalise, close), time
+travel, a Python model of the verifier assignment and of proof of quality to check the
+contract's arithmetic against, and a hand-assembled contract wallet to test payments to
+contracts and re-entrancy.
+
+Score matrices: tests describe a round's scores as a full table, ``matrix[d][j]`` being
+device d's score of the j-th participant (in the order of ``participantsOf`` while the
+round is open); the helpers turn each row into what the contract wants, the scores of
+the participants assigned to d (see :class:`Assignment`), in assignment order. Own
+entries of a row are never used.
+"""
 
 from __future__ import annotations
 
@@ -13,28 +21,43 @@ from typing import Any
 
 import pytest
 from web3 import Web3
+from web3.logs import DISCARD
 
 from offchain.chain.accounts import Wallet
-from offchain.chain.contracts import CREDITOR_ROLE, Fedshare
+from offchain.chain.contracts import (
+    CREDITOR_ROLE,
+    VERSIONER_ROLE,
+    Fedshare,
+    score_commitment,
+)
 from offchain.chain.node import Receipt
-from offchain.chain.types import RoundOutcome, RoundStage
+from offchain.chain.types import RoundInfo, RoundOutcome, RoundStage
 from offchain.errors import TransactionReverted
 from tests.conftest import ETHER, task_params
 
 __all__ = [
     "CREDITOR_ROLE",
+    "EPSILON_STEP",
     "ETHER",
+    "MAX_PHASE_DURATION",
     "MODEL",
-    "STALL_FACTOR",
+    "VERSIONER_ROLE",
     "ZERO_ADDRESS",
     "ZERO_HASH",
+    "Assignment",
     "ContractWallet",
     "RoundModel",
     "addresses",
     "advance_past",
     "assert_solvent",
+    "assigned_rows",
+    "assignment_size",
+    "block_time",
     "close_round",
+    "commit_scores",
     "commit_updates",
+    "epsilon_for",
+    "events",
     "expected_round",
     "finalize",
     "gas_cost",
@@ -46,17 +69,23 @@ __all__ = [
     "play_round",
     "publish_task",
     "register_devices",
+    "reveal_scores",
     "reverts_with",
+    "round_assignment",
+    "salt_of",
+    "score_round",
     "selector",
     "setup_task",
-    "submit_scores",
+    "stalled_after",
     "update_hash",
 ]
 
 MODEL = task_params().model_hash
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_HASH = b"\0" * 32
-STALL_FACTOR = 3
+MAX_PHASE_DURATION = 365 * 24 * 3600
+EPSILON_STEP = 1_000_000
+"""Micro-ε a device reports per round in the helpers (round r: (r + 1) x this)."""
 
 
 def h(n: int) -> bytes:
@@ -66,11 +95,36 @@ def h(n: int) -> bytes:
 
 def update_hash(round_: int, device: Wallet | str) -> bytes:
     """The (arbitrary, non-zero) hash `device` commits in a round."""
-    return bytes(Web3.keccak(text=f"update:{round_}:{device}"))
+    return bytes(Web3.keccak(text=f"update:{round_}:{_address(device)}"))
+
+
+def salt_of(round_: int, device: Wallet | str) -> bytes:
+    """The salt `device` uses for its score commitment in a round."""
+    return bytes(Web3.keccak(text=f"salt:{round_}:{_address(device)}"))
+
+
+def epsilon_for(round_: int) -> int:
+    """The cumulative ε (micro-ε) the helpers report in `round_`: grows every round."""
+    return (round_ + 1) * EPSILON_STEP
 
 
 def addresses(wallets: Iterable[Wallet]) -> list[str]:
     return [w.address for w in wallets]
+
+
+def _address(device: Wallet | str) -> str:
+    return device if isinstance(device, str) else device.address
+
+
+def block_time(fs: Fedshare, receipt: Receipt) -> int:
+    return int(fs.chain.w3.eth.get_block(receipt.block_number)["timestamp"])
+
+
+def events(contract, name: str, receipt: Receipt) -> list[Any]:
+    """The `name` events `contract` emitted in the transaction."""
+    return list(
+        getattr(contract.events, name)().process_receipt(receipt.raw, errors=DISCARD)
+    )
 
 
 # ---------------------------------------------------------------- revert expectations
@@ -145,6 +199,70 @@ def advance_past(fs: Fedshare, timestamp: int) -> None:
     assert fs.chain.now() > timestamp
 
 
+def stalled_after(fs: Fedshare, task_id: int) -> int:
+    """When anyone may cancel the task: last progress + train + verify + reveal + grace."""
+    p = fs.task_params(task_id)
+    return (
+        fs.task_state(task_id).last_progress_at
+        + p.train_duration
+        + p.verify_duration
+        + p.reveal_duration
+        + p.grace_period
+    )
+
+
+# ---------------------------------------------------------------- verifier assignment
+
+
+def assignment_size(n: int, k: int) -> int:
+    """How many updates each verifier scores (Quality.assignmentSize)."""
+    if n < 2:
+        return 0
+    return n - 1 if k == 0 or k >= n - 1 else k
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The circulant verifier assignment of a round: participant i scores participant
+    (i + 1 + (offset + t) mod (n - 1)) mod n for t < size."""
+
+    n: int
+    size: int
+    offset: int
+
+    def target(self, i: int, t: int) -> int:
+        return (i + 1 + (self.offset + t) % (self.n - 1)) % self.n
+
+    def targets(self, i: int) -> list[int]:
+        """Whom participant i scores, in score order."""
+        return [self.target(i, t) for t in range(self.size)]
+
+    def verifiers(self, j: int) -> list[int]:
+        """Who scores participant j: the t-th is the one whose t-th target is j."""
+        return [
+            (j + self.n - 1 - (self.offset + t) % (self.n - 1)) % self.n
+            for t in range(self.size)
+        ]
+
+    def row(self, i: int, full_row: Sequence[int]) -> list[int]:
+        """Participant i's revealed scores from its full row of n scores."""
+        return [full_row[j] for j in self.targets(i)]
+
+
+def round_assignment(fs: Fedshare, task_id: int, round_: int) -> Assignment:
+    info = fs.round_info(task_id, round_)
+    return Assignment(info.participants, info.assignment_size, info.assignment_offset)
+
+
+def assigned_rows(
+    fs: Fedshare, task_id: int, round_: int, matrix: Mapping[Wallet, Sequence[int]]
+) -> dict[Wallet, list[int]]:
+    """Each device's revealed scores (assignment order) from its full row."""
+    assignment = round_assignment(fs, task_id, round_)
+    order = fs.participants(task_id)
+    return {d: assignment.row(order.index(d.address), row) for d, row in matrix.items()}
+
+
 # ---------------------------------------------------------------- task life
 
 
@@ -155,12 +273,18 @@ def register_devices(fs: Fedshare, owner: Wallet, devices: Iterable[Wallet]) -> 
 
 
 def publish_task(
-    fs: Fedshare, actors, *, with_aggregator: bool = True, **overrides
+    fs: Fedshare,
+    actors,
+    *,
+    with_aggregator: bool = True,
+    allow_list: Sequence[str] = (),
+    **overrides,
 ) -> int:
     task_id, _ = fs.publish_task(
         actors.requester,
         task_params(**overrides),
         actors.aggregator.address if with_aggregator else None,
+        allow_list,
     )
     return task_id
 
@@ -173,7 +297,8 @@ def join_task(fs: Fedshare, task_id: int, devices: Iterable[Wallet]) -> None:
 def setup_task(
     fs: Fedshare, actors, n: int = 3, **overrides
 ) -> tuple[int, tuple[Wallet, ...]]:
-    """Registers the first `n` devices (to the owner), publishes a task and joins them."""
+    """Registers the first `n` devices (to the owner) when they are not yet, publishes a
+    task and joins them."""
     devices = actors.devices[:n]
     register_devices(fs, actors.owner, devices)
     task_id = publish_task(fs, actors, **overrides)
@@ -189,39 +314,97 @@ def open_round(fs: Fedshare, actors, task_id: int) -> int:
 
 
 def commit_updates(
-    fs: Fedshare, task_id: int, round_: int, devices: Iterable[Wallet]
+    fs: Fedshare,
+    task_id: int,
+    round_: int,
+    devices: Iterable[Wallet],
+    epsilon: int | None = None,
 ) -> None:
+    """Train phase: each device commits its update with ε = :func:`epsilon_for`."""
     for device in devices:
-        fs.commit_update(device, task_id, round_, update_hash(round_, device))
+        fs.commit_update(
+            device,
+            task_id,
+            round_,
+            update_hash(round_, device),
+            epsilon_for(round_) if epsilon is None else epsilon,
+        )
 
 
-def submit_scores(
+def _commits_closed(fs: Fedshare, info: RoundInfo) -> bool:
+    return fs.chain.now() > info.commit_deadline or info.committed == info.participants
+
+
+def _verify_closed(fs: Fedshare, info: RoundInfo) -> bool:
+    return _commits_closed(fs, info) and (
+        fs.chain.now() > info.verify_deadline or info.score_committed == info.committed
+    )
+
+
+def commit_scores(
     fs: Fedshare, task_id: int, round_: int, rows: Mapping[Wallet, Sequence[int]]
 ) -> None:
-    for device, row in rows.items():
-        fs.submit_scores(device, task_id, round_, list(row))
+    """Verify phase: each device commits to its scores (already in assignment order)
+    with its :func:`salt_of`; waits for the commit deadline when commits are still open."""
+    info = fs.round_info(task_id, round_)
+    if rows and not _commits_closed(fs, info):
+        advance_past(fs, info.commit_deadline)
+    for device, scores in rows.items():
+        commitment = score_commitment(
+            task_id, round_, scores, salt_of(round_, device), device.address
+        )
+        fs.commit_scores(device, task_id, round_, commitment)
+
+
+def reveal_scores(
+    fs: Fedshare, task_id: int, round_: int, rows: Mapping[Wallet, Sequence[int]]
+) -> None:
+    """Reveal phase: each device reveals the scores it committed to; waits for the
+    verify deadline when the verify phase is still open."""
+    info = fs.round_info(task_id, round_)
+    if rows and not _verify_closed(fs, info):
+        advance_past(fs, info.verify_deadline)
+    for device, scores in rows.items():
+        fs.reveal_scores(device, task_id, round_, list(scores), salt_of(round_, device))
+
+
+def score_round(
+    fs: Fedshare,
+    task_id: int,
+    round_: int,
+    matrix: Mapping[Wallet, Sequence[int]],
+    *,
+    reveal: Iterable[Wallet] | None = None,
+) -> dict[Wallet, list[int]]:
+    """Every device of `matrix` (full rows, see the module doc) commits to its assigned
+    scores, then those of `reveal` (all by default) reveal them. Returns the revealed
+    rows."""
+    rows = assigned_rows(fs, task_id, round_, matrix)
+    commit_scores(fs, task_id, round_, rows)
+    revealers = set(rows if reveal is None else reveal)
+    revealed = {d: row for d, row in rows.items() if d in revealers}
+    reveal_scores(fs, task_id, round_, revealed)
+    return revealed
 
 
 def finalize(fs: Fedshare, actors, task_id: int, round_: int) -> RoundOutcome:
-    """Finalises the round (waiting for the score deadline when not everyone scored)."""
+    """Finalises the round (waiting for the reveal deadline unless every score
+    committer revealed after the verify phase closed)."""
     info = fs.round_info(task_id, round_)
-    if not (
-        info.committed == info.scored
-        and (
-            info.committed == info.participants or fs.chain.now() > info.commit_deadline
-        )
-    ):
-        advance_past(fs, info.score_deadline)
+    if not (_verify_closed(fs, info) and info.revealed == info.score_committed):
+        advance_past(fs, info.reveal_deadline)
     return fs.finalize_round(actors.stranger, task_id, round_)
 
 
 def close_round(
     fs: Fedshare, actors, task_id: int, round_: int, new_model: bytes | None = None
-) -> None:
+) -> Receipt:
     """Aggregates (when anything was accepted) and publishes the round's new model."""
     if fs.round_info(task_id, round_).stage is RoundStage.FINALIZED:
         fs.submit_aggregate(actors.aggregator, task_id, round_, h(500 + round_))
-    fs.publish_model(actors.requester, task_id, round_, new_model or h(700 + round_))
+    return fs.publish_model(
+        actors.requester, task_id, round_, new_model or h(700 + round_)
+    )
 
 
 def play_round(
@@ -230,23 +413,23 @@ def play_round(
     task_id: int,
     *,
     committers: Sequence[Wallet] | None = None,
-    rows: Mapping[Wallet, Sequence[int]] | None = None,
+    matrix: Mapping[Wallet, Sequence[int]] | None = None,
+    reveal: Iterable[Wallet] | None = None,
     close: bool = False,
 ) -> tuple[int, list[str], RoundOutcome]:
-    """Opens a round, commits (all participants by default), scores `rows`, finalises.
+    """Opens a round, commits (all participants by default), scores `matrix` (full
+    rows; `reveal` reveal, all by default), finalises and optionally closes.
 
-    Returns the round index, the round's participants (the order scores follow) and
-    the outcome.
+    Returns the round index, the round's participants (the order of the matrix columns)
+    and the outcome.
     """
     round_ = open_round(fs, actors, task_id)
     participants = fs.participants(task_id)
     if committers is None:
         committers = [d for d in actors.devices if d.address in participants]
     commit_updates(fs, task_id, round_, committers)
-    if rows:
-        if len(committers) < len(participants):
-            advance_past(fs, fs.round_info(task_id, round_).commit_deadline)
-        submit_scores(fs, task_id, round_, rows)
+    if matrix:
+        score_round(fs, task_id, round_, matrix, reveal=reveal)
     outcome = finalize(fs, actors, task_id, round_)
     if close:
         close_round(fs, actors, task_id, round_)
@@ -278,27 +461,34 @@ class RoundModel:
 
 
 def expected_round(
-    n: int, rows: Mapping[int, Sequence[int]], reward: int, min_quality: int = 0
+    n: int,
+    rows: Mapping[int, Sequence[int]],
+    reward: int,
+    min_quality: int = 0,
+    *,
+    assignment: Assignment | None = None,
 ) -> RoundModel:
     """What the documented rules give for `n` participants where participant i (an
-    index) scored with ``rows[i]`` (only participants that committed can score).
+    index) revealed the full row ``rows[i]`` (only participants that revealed are keys).
 
-    Quality: median of the scores a scorer received from the other scorers (0 for
-    non-scorers). Leader: best (first on ties); worst: lowest (last on ties), only
-    among two or more scorers. Accepted: scored, not the worst, quality > 0 and
-    >= threshold. Rewards floor(reward * q / Q), remainder to the leader.
+    Quality of j: median of the scores j received from its assigned verifiers that
+    revealed (everyone else by default); 0 for non-revealers. Leader: best (first on
+    ties); worst: lowest (last on ties), only among two or more revealers. Accepted:
+    revealed, not the worst, quality > 0 and >= threshold. Rewards floor(reward * q / Q),
+    remainder to the leader.
     """
-    scored = sorted(rows)
+    assignment = assignment or Assignment(n, n - 1, 0)
+    revealed = sorted(rows)
     quality = [0] * n
-    for j in scored:
-        quality[j] = median([rows[i][j] for i in scored if i != j])
+    for j in revealed:
+        quality[j] = median([rows[i][j] for i in assignment.verifiers(j) if i in rows])
     leader = worst = None
-    for i in scored:
+    for i in revealed:
         if leader is None or quality[i] > quality[leader]:
             leader = i
         if worst is None or quality[i] <= quality[worst]:
             worst = i
-    if len(scored) < 2:
+    if len(revealed) < 2:
         worst = None
     accepted = [
         i in rows and i != worst and quality[i] > 0 and quality[i] >= min_quality
