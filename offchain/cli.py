@@ -55,6 +55,10 @@ def demo(
     devices_per_owner: int = typer.Option(5, help="Devices per owner."),
     max_participants: int = typer.Option(8, help="Participants per round; later joiners "
                                          "wait and replace eliminated devices."),
+    verifiers_per_update: int = typer.Option(
+        0, help="Verifiers drawn per update; 0 = every other participant verifies it."),
+    epsilon_budget: float = typer.Option(10.0, help="Most ε (δ = 1e-5) a device may spend "
+                                         "in the task; devices stop at the budget."),
     key_bits: int = typer.Option(2048, help="Paillier key size (2048 or 3072)."),
     seed: int = typer.Option(0, help="Seed of the data split, model and training."),
     home: Path = typer.Option(default_home(), help="Where runs keep keys, blobs and "
@@ -71,7 +75,9 @@ def demo(
     warnings.simplefilter("ignore", UserWarning)  # Opacus' notes on secure RNG etc.
     try:
         config = RunConfig(owners=owners, devices_per_owner=devices_per_owner,
-                           plan=TaskPlan(rounds=rounds, max_participants=max_participants),
+                           plan=TaskPlan(rounds=rounds, max_participants=max_participants,
+                                         verifiers_per_update=verifiers_per_update,
+                                         epsilon_budget=epsilon_budget),
                            key_bits=key_bits, seed=seed, home=home, rpc_url=rpc_url)
         report = _run_with_progress(config, run_task)
     except FedshareError as exc:
@@ -82,7 +88,7 @@ def demo(
 
 def _run_with_progress(config: Any, run_task: Any) -> Any:
     plan = config.plan
-    per_round = min(config.devices, plan.max_participants) * 2
+    per_round = min(config.devices, plan.max_participants) * 2  # train + verify
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
