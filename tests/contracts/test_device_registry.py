@@ -1,13 +1,16 @@
-"""DeviceRegistry: owners register their devices' micro-wallets with the device's consent."""
+"""DeviceRegistry: owners register their devices' micro-wallets, and rotate their sealing
+keys, with the device's consent (each consent usable once)."""
 
 from __future__ import annotations
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from web3 import Web3
 
 from offchain.chain.accounts import new_wallet
-from tests.contracts.helpers import ZERO_ADDRESS, reverts_with
+from tests.contracts.helpers import ZERO_ADDRESS, events, reverts_with
 
 DEVICE_UNKNOWN, DEVICE_ACTIVE, DEVICE_REVOKED = 0, 1, 2
 
@@ -264,3 +267,257 @@ def test_revoke_of_revoked_device_by_non_owner_reports_not_owner_first(fs, actor
         actors.stranger.address,
     ):
         fs.revoke_device(actors.stranger, device.address)
+
+
+# ---------------------------------------------------------------- consent nonces
+
+
+def test_nonce_starts_at_zero_and_counts_every_used_consent(fs, actors):
+    device = actors.devices[0]
+    nonce = lambda: fs.chain.call(fs.devices.functions.nonceOf(device.address))
+    assert nonce() == 0
+    fs.register_device(actors.owner, device)
+    assert nonce() == 1
+    fs.rotate_key(actors.owner, device, b"\x07" * 64)
+    fs.rotate_key(actors.owner, device, b"\x08" * 64)
+    assert nonce() == 3
+    assert fs.chain.call(fs.devices.functions.nonceOf(actors.devices[1].address)) == 0
+
+
+def test_consent_digest_covers_the_devices_nonce(fs, actors):
+    device = actors.devices[0]
+    args = (actors.owner.address, device.address, device.public_key)
+    before = consent_digest(fs, *args)
+    fs.register_device(actors.owner, device)
+    after = consent_digest(fs, *args)
+    assert before != after
+    expected = Web3.keccak(
+        abi_encode(
+            ["bytes32", "uint256", "address", "address", "address", "bytes32", "uint256"],
+            [
+                Web3.keccak(text="fedshare.DeviceRegistry.consent.v1"),
+                fs.chain.chain_id,
+                fs.devices.address,
+                actors.owner.address,
+                device.address,
+                Web3.keccak(device.public_key),
+                1,
+            ],
+        )
+    )
+    assert after == bytes(expected)
+
+
+def test_failed_registration_does_not_use_the_nonce(fs, actors):
+    device, impostor = actors.devices[0], actors.devices[1]
+    digest = consent_digest(fs, actors.owner.address, device.address, device.public_key)
+    with reverts_with("DeviceRegistryInvalidConsent", device.address, impostor.address):
+        register_raw(
+            fs, actors.owner, device.address, device.public_key, impostor.sign_digest(digest)
+        )
+    assert fs.chain.call(fs.devices.functions.nonceOf(device.address)) == 0
+    register_raw(
+        fs, actors.owner, device.address, device.public_key, device.sign_digest(digest)
+    )
+
+
+# ---------------------------------------------------------------- rotateKey
+
+
+def rotate_raw(fs, caller, device: str, public_key: bytes, consent: bytes):
+    return fs.chain.transact(
+        caller, fs.devices.functions.rotateKey(device, public_key, consent)
+    )
+
+
+NEW_KEY = b"\x04" + b"\x5a" * 64
+
+
+@pytest.fixture
+def registered_device(fs, actors):
+    device = actors.devices[0]
+    fs.register_device(actors.owner, device)
+    return device
+
+
+def test_rotate_key_replaces_the_key_and_keeps_the_record(fs, actors, registered_device):
+    device = registered_device
+    _, _, registered_at, _ = fs.chain.call(fs.devices.functions.deviceOf(device.address))
+    receipt = fs.rotate_key(actors.owner, device, NEW_KEY)
+    owner, status, still_registered_at, public_key = fs.chain.call(
+        fs.devices.functions.deviceOf(device.address)
+    )
+    assert (owner, status, still_registered_at, bytes(public_key)) == (
+        actors.owner.address,
+        DEVICE_ACTIVE,
+        registered_at,
+        NEW_KEY,
+    )
+    assert fs.device_public_key(device.address) == NEW_KEY
+    assert fs.devices_of(actors.owner.address) == [device.address]
+    (event,) = events(fs.devices, "DeviceKeyRotated", receipt)
+    assert dict(event.args) == {
+        "device": device.address,
+        "owner": actors.owner.address,
+        "publicKey": NEW_KEY,
+    }
+
+
+def test_register_emits_DeviceRegistered(fs, actors):
+    device = actors.devices[0]
+    receipt = fs.register_device(actors.owner, device)
+    (event,) = events(fs.devices, "DeviceRegistered", receipt)
+    assert dict(event.args) == {
+        "device": device.address,
+        "owner": actors.owner.address,
+        "publicKey": device.public_key,
+    }
+
+
+def test_revoke_emits_DeviceRevoked(fs, actors, registered_device):
+    receipt = fs.revoke_device(actors.owner, registered_device.address)
+    (event,) = events(fs.devices, "DeviceRevoked", receipt)
+    assert dict(event.args) == {
+        "device": registered_device.address,
+        "owner": actors.owner.address,
+    }
+
+
+def test_rotating_back_to_an_earlier_key_needs_a_fresh_consent(
+    fs, actors, registered_device
+):
+    device = registered_device
+    fs.rotate_key(actors.owner, device, NEW_KEY)
+    fs.rotate_key(actors.owner, device, device.public_key)
+    assert fs.device_public_key(device.address) == device.public_key
+
+
+def test_replaying_a_rotation_consent_reverts_with_InvalidConsent(
+    fs, actors, registered_device
+):
+    device = registered_device
+    digest = consent_digest(fs, actors.owner.address, device.address, NEW_KEY)
+    consent = device.sign_digest(digest)
+    rotate_raw(fs, actors.owner, device.address, NEW_KEY, consent)
+    fs.rotate_key(actors.owner, device, device.public_key)  # back to the old key
+    # The owner replays the old signature to force NEW_KEY again.
+    fresh = consent_digest(fs, actors.owner.address, device.address, NEW_KEY)
+    assert fresh != digest
+    signer = recovered_signer(fresh, consent)
+    assert signer != device.address
+    with reverts_with("DeviceRegistryInvalidConsent", device.address, signer):
+        rotate_raw(fs, actors.owner, device.address, NEW_KEY, consent)
+    assert fs.device_public_key(device.address) == device.public_key
+
+
+def test_replaying_the_registration_consent_for_a_rotation_reverts_with_InvalidConsent(
+    fs, actors
+):
+    device = actors.devices[0]
+    digest = consent_digest(fs, actors.owner.address, device.address, device.public_key)
+    consent = device.sign_digest(digest)
+    register_raw(fs, actors.owner, device.address, device.public_key, consent)
+    signer = recovered_signer(
+        consent_digest(fs, actors.owner.address, device.address, device.public_key),
+        consent,
+    )
+    with reverts_with("DeviceRegistryInvalidConsent", device.address, signer):
+        rotate_raw(fs, actors.owner, device.address, device.public_key, consent)
+
+
+def test_a_consent_signed_before_another_rotation_is_spent(
+    fs, actors, registered_device
+):
+    # The device signed two consents at the same nonce: only the first used counts.
+    device = registered_device
+    first = device.sign_digest(consent_digest(fs, actors.owner.address, device.address, NEW_KEY))
+    other_key = b"\x04" + b"\x6b" * 64
+    second = device.sign_digest(
+        consent_digest(fs, actors.owner.address, device.address, other_key)
+    )
+    rotate_raw(fs, actors.owner, device.address, other_key, second)
+    signer = recovered_signer(
+        consent_digest(fs, actors.owner.address, device.address, NEW_KEY), first
+    )
+    with reverts_with("DeviceRegistryInvalidConsent", device.address, signer):
+        rotate_raw(fs, actors.owner, device.address, NEW_KEY, first)
+
+
+def test_rotation_consent_signed_by_another_key_reverts_with_InvalidConsent(
+    fs, actors, registered_device
+):
+    device, impostor = registered_device, actors.devices[1]
+    digest = consent_digest(fs, actors.owner.address, device.address, NEW_KEY)
+    with reverts_with("DeviceRegistryInvalidConsent", device.address, impostor.address):
+        rotate_raw(fs, actors.owner, device.address, NEW_KEY, impostor.sign_digest(digest))
+    # ... signed by the owner itself neither.
+    with reverts_with(
+        "DeviceRegistryInvalidConsent", device.address, actors.owner.address
+    ):
+        rotate_raw(
+            fs, actors.owner, device.address, NEW_KEY, actors.owner.sign_digest(digest)
+        )
+
+
+def test_rotation_consent_is_bound_to_the_new_key(fs, actors, registered_device):
+    device = registered_device
+    consent = device.sign_digest(
+        consent_digest(fs, actors.owner.address, device.address, NEW_KEY)
+    )
+    other_key = b"\x04" + b"\x6b" * 64
+    signer = recovered_signer(
+        consent_digest(fs, actors.owner.address, device.address, other_key), consent
+    )
+    with reverts_with("DeviceRegistryInvalidConsent", device.address, signer):
+        rotate_raw(fs, actors.owner, device.address, other_key, consent)
+
+
+@pytest.mark.parametrize(
+    "consent", [b"", b"\x01" * 64, b"\x00" * 65], ids=["empty", "64-bytes", "zero-65-bytes"]
+)
+def test_malformed_rotation_consent_reverts_with_InvalidConsent_from_zero(
+    fs, actors, registered_device, consent
+):
+    device = registered_device
+    with reverts_with("DeviceRegistryInvalidConsent", device.address, ZERO_ADDRESS):
+        rotate_raw(fs, actors.owner, device.address, NEW_KEY, consent)
+
+
+def test_rotate_to_an_empty_key_reverts_with_EmptyPublicKey(
+    fs, actors, registered_device
+):
+    device = registered_device
+    digest = consent_digest(fs, actors.owner.address, device.address, b"")
+    with reverts_with("DeviceRegistryEmptyPublicKey", device.address):
+        rotate_raw(fs, actors.owner, device.address, b"", device.sign_digest(digest))
+
+
+def test_rotate_unknown_device_reverts_with_UnknownDevice(fs, actors):
+    device = actors.devices[0]
+    with reverts_with("DeviceRegistryUnknownDevice", device.address):
+        fs.rotate_key(actors.owner, device, NEW_KEY)
+
+
+@pytest.mark.parametrize("caller", ["other_owner", "stranger", "device"])
+def test_rotate_by_non_owner_reverts_with_NotDeviceOwner(
+    fs, actors, registered_device, caller
+):
+    device = registered_device
+    wallet = device if caller == "device" else getattr(actors, caller)
+    with reverts_with(
+        "DeviceRegistryNotDeviceOwner", device.address, actors.owner.address, wallet.address
+    ):
+        fs.rotate_key(wallet, device, NEW_KEY)
+    assert fs.device_public_key(device.address) == device.public_key
+
+
+def test_rotate_revoked_device_reverts_with_DeviceRevoked(fs, actors, registered_device):
+    device = registered_device
+    fs.revoke_device(actors.owner, device.address)
+    with reverts_with("DeviceRegistryDeviceRevoked", device.address):
+        fs.rotate_key(actors.owner, device, NEW_KEY)
+
+
+def test_rotate_key_checks_ownership_before_the_key(fs, actors, registered_device):
+    with reverts_with("DeviceRegistryNotDeviceOwner", caller=actors.stranger.address):
+        rotate_raw(fs, actors.stranger, registered_device.address, b"", b"")

@@ -4,6 +4,8 @@ of device balances), through whole tasks and for random rounds."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,18 +14,23 @@ from offchain.chain.types import MemberStatus, RoundStage, TaskStatus
 from tests.conftest import task_params
 from tests.contracts.helpers import (
     ETHER,
-    STALL_FACTOR,
     addresses,
     advance_past,
     assert_solvent,
+    assigned_rows,
     close_round,
+    commit_scores,
     commit_updates,
     expected_round,
     finalize,
     gas_cost,
     open_round,
     publish_task,
-    submit_scores,
+    reveal_scores,
+    reverts_with,
+    round_assignment,
+    score_round,
+    stalled_after,
 )
 
 pytestmark = pytest.mark.usefixtures("registered")
@@ -89,21 +96,23 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
     open_round(fs, actors, other)
     ledger.check(everyone)
 
-    # Round 0: all commit; d3 does not score; d2 is the worst and is replaced by d4.
+    # Round 0: all commit; d3 commits to scores but never reveals them; d2 is the worst
+    # and is replaced by d4.
     r = open_round(fs, actors, task)
     commit_updates(fs, task, r, d[:4])
     rows = {
         d[0]: [0, 8000, 4000, 9000],
         d[1]: [9000, 0, 3000, 9000],
         d[2]: [8000, 7000, 0, 9000],
+        d[3]: [1, 1, 1, 0],
     }
-    submit_scores(fs, task, r, rows)
+    score_round(fs, task, r, rows, reveal=d[:3])
     outcome = finalize(fs, actors, task, r)
     model = expected_round(
         4, {0: rows[d[0]], 1: rows[d[1]], 2: rows[d[2]]}, reward, 5000
     )
     assert [outcome.rewards[x.address] for x in d[:4]] == model.rewards
-    assert outcome.rewards[d[3].address] == 0  # committed, did not score
+    assert outcome.rewards[d[3].address] == 0  # committed to scores, did not reveal
     assert outcome.eliminated == d[2].address
     assert fs.participants(task) == addresses([d[0], d[1], d[4], d[3]])
     assert sum(outcome.rewards.values()) == reward
@@ -111,7 +120,7 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
     close_round(fs, actors, task, r)
 
     # Meanwhile the other task stalls and anyone cancels it.
-    advance_past(fs, fs.task_state(other).last_progress_at + STALL_FACTOR * 600)
+    advance_past(fs, stalled_after(fs, other))
     fs.cancel_task(actors.stranger, other)
     assert fs.refund_of(actors.requester.address) == 6 * ETHER
     ledger.check(everyone)
@@ -119,13 +128,12 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
     # Round 1: d3 stays silent; d1 falls below the quality threshold.
     r = open_round(fs, actors, task)
     commit_updates(fs, task, r, [d[0], d[1], d[4]])
-    advance_past(fs, fs.round_info(task, r).commit_deadline)
     rows = {
         d[0]: [0, 4000, 9000, 9000],
         d[1]: [9000, 0, 8000, 9000],
         d[4]: [8000, 4500, 0, 9000],
     }
-    submit_scores(fs, task, r, rows)
+    score_round(fs, task, r, rows)
     outcome = finalize(fs, actors, task, r)
     model = expected_round(
         4, {0: rows[d[0]], 1: rows[d[1]], 2: rows[d[4]]}, reward, 5000
@@ -173,21 +181,21 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
 SCORES = st.one_of(
     st.sampled_from([0, 1, 4999, 5000, 9999, 10_000]), st.integers(0, 10_000)
 )
+# How far each participant gets in a round: 0 nothing, 1 commits its update, 2 also
+# commits to scores, 3 also reveals them.
+NOTHING, COMMITS, SCORES_COMMITTED, REVEALS = range(4)
 
 
 @st.composite
 def round_scenarios(draw):
     n = draw(st.integers(3, 5))
-    committed = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    scored = [
-        c and s
-        for c, s in zip(
-            committed, draw(st.lists(st.booleans(), min_size=n, max_size=n))
-        )
-    ]
+    steps = draw(st.lists(st.integers(NOTHING, REVEALS), min_size=n, max_size=n))
     rows = {
-        i: draw(st.lists(SCORES, min_size=n, max_size=n)) for i in range(n) if scored[i]
+        i: draw(st.lists(SCORES, min_size=n, max_size=n))
+        for i in range(n)
+        if steps[i] >= SCORES_COMMITTED
     }
+    non_revealers = [i for i in range(n) if steps[i] < REVEALS]
     thresholds = st.one_of(
         st.just(0), st.sampled_from([1, 5000, 10_000]), st.integers(0, 10_000)
     )
@@ -195,16 +203,19 @@ def round_scenarios(draw):
     return {
         "n": n,
         "min_participants": draw(st.integers(2, n)),
+        "verifiers": draw(st.integers(0, n)),
         "waiting": draw(st.booleans()),
-        "committed": committed,
+        "steps": steps,
         "rows": rows,
+        "revoked": draw(st.sampled_from([None, *non_revealers])),
         "min_quality": draw(thresholds),
         "reward": draw(rewards),
     }
 
 
 @settings(
-    max_examples=15,
+    # FEDSHARE_SOLVENCY_EXAMPLES=500 for a longer hunt (about a second per example).
+    max_examples=int(os.environ.get("FEDSHARE_SOLVENCY_EXAMPLES", "12")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -226,9 +237,11 @@ def _check_round(
     *,
     n,
     min_participants,
+    verifiers,
     waiting,
-    committed,
+    steps,
     rows,
+    revoked,
     min_quality,
     reward,
 ):
@@ -242,20 +255,27 @@ def _check_round(
         min_participants=min_participants,
         max_participants=n,
         min_quality=min_quality,
+        verifiers_per_update=verifiers,
     )
     for device in participants:
         fs.join(device, task)
     if waiting:
         fs.join(spare, task)
     r = open_round(fs, actors, task)
-    committers = [p for p, c in zip(participants, committed) if c]
-    commit_updates(fs, task, r, committers)
-    if len(committers) < n:
-        advance_past(fs, fs.round_info(task, r).commit_deadline)
-    submit_scores(fs, task, r, {participants[i]: row for i, row in rows.items()})
+    assignment = round_assignment(fs, task, r)
+    assert assignment.size == (n - 1 if verifiers == 0 or verifiers >= n - 1 else verifiers)
+    at_least = lambda step: [p for p, s in zip(participants, steps) if s >= step]
+    commit_updates(fs, task, r, at_least(COMMITS))
+    revealed = assigned_rows(fs, task, r, {participants[i]: row for i, row in rows.items()})
+    commit_scores(fs, task, r, revealed)
+    reveal_scores(fs, task, r, {p: revealed[p] for p in at_least(REVEALS)})
+    if revoked is not None:
+        owner = actors.owner if revoked < 4 else actors.other_owner  # see `registered`
+        fs.revoke_device(owner, participants[revoked].address)
     outcome = finalize(fs, actors, task, r)
 
-    model = expected_round(n, rows, reward, min_quality)
+    revealers = {i: row for i, row in rows.items() if steps[i] == REVEALS}
+    model = expected_round(n, revealers, reward, min_quality, assignment=assignment)
     paid = [outcome.rewards[p.address] for p in participants]
     assert paid == model.rewards
     assert [fs.reward_balance(p.address) for p in participants] == model.rewards
@@ -265,20 +285,47 @@ def _check_round(
     assert fs.round_info(task, r).stage is (
         RoundStage.FINALIZED if anyone_accepted else RoundStage.AGGREGATED
     )
-    for i, p in enumerate(participants):
-        if not committed[i]:
-            assert paid[i] == 0  # non-committers never paid
+    for i in range(n):
+        if steps[i] < REVEALS:
+            assert paid[i] == 0  # only revealers are ever paid
+
+    # Elimination of the worst, then removal of a revoked non-revealer.
+    active = list(addresses(participants))
+    queue = [spare.address] if waiting else []
+    worst_leaves = False
     if model.worst is not None:
         worst = participants[model.worst].address
         assert paid[model.worst] == 0  # the worst is never paid
-        leaves = waiting or n > min_participants
-        assert outcome.eliminated == (worst if leaves else None)
-        if leaves:
-            assert fs.member_status(task, worst) is MemberStatus.ELIMINATED
+        worst_leaves = bool(queue) or n > min_participants
+        assert outcome.eliminated == (worst if worst_leaves else None)
     else:
         assert outcome.eliminated is None
+    leaving = ([worst] if worst_leaves else []) + (
+        [participants[revoked].address] if revoked is not None else []
+    )
+    for gone in leaving:
+        index = active.index(gone)
+        if queue:
+            active[index] = queue.pop(0)
+        else:
+            active[index] = active[-1]
+            active.pop()
+        assert fs.member_status(task, gone) is MemberStatus.ELIMINATED
+    assert fs.participants(task) == active
+    assert fs.waiting(task) == queue
+
     assert fs.task_state(task).escrow == reward - sum(paid)
     assert_solvent(fs, everyone)
     close_round(fs, actors, task, r)
     assert fs.refund_of(actors.requester.address) == reward - sum(paid)
+    assert_solvent(fs, everyone)
+    # The owner of d0-d3 collects exactly what its devices earned, once.
+    mine = [p for p in participants[:4]]
+    earned = sum(fs.reward_balance(p.address) for p in mine)
+    if earned:
+        before = fs.chain.balance(actors.owner.address)
+        receipt = fs.claim_rewards(actors.owner, addresses(mine))
+        assert fs.chain.balance(actors.owner.address) == before + earned - gas_cost(receipt)
+    with reverts_with("RewardVaultNothingToWithdraw", actors.owner.address):
+        fs.claim_rewards(actors.owner, addresses(mine))
     assert_solvent(fs, everyone)
