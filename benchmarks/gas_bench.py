@@ -22,21 +22,22 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from web3 import Web3  # noqa: E402
+from web3 import Web3
 
-from offchain.chain.accounts import Wallet, new_wallet  # noqa: E402
-from offchain.chain.compile import SOLC_SETTINGS, _compiler_version  # noqa: E402
-from offchain.chain.contracts import Fedshare, deploy, score_commitment  # noqa: E402
-from offchain.chain.node import Chain  # noqa: E402
-from offchain.chain.types import TaskParams  # noqa: E402
+from offchain.chain.accounts import Wallet, new_wallet
+from offchain.chain.compile import SOLC_SETTINGS, _compiler_version
+from offchain.chain.contracts import Fedshare, deploy, score_commitment
+from offchain.chain.node import Chain
+from offchain.chain.types import TaskParams
 
 ETHER = 10**18
 SIZES = (5, 10, 30, 50)
@@ -163,24 +164,22 @@ def _ratio(value: float, base: float) -> str:
 def render(rows: Sequence[Row], command: str, seconds: float) -> str:
     """The markdown report: one table, growth relative to N = 5 of each mode."""
     base = {r.k: r for r in rows if r.n == min(x.n for x in rows if x.k == r.k)}
-    lines = [
-        "# Gas of one round",
-        "",
+    header = (
         f"Regenerate with `{command}` (about {seconds:.0f} s here). Embedded eth-tester "
         f"chain (py-evm), solc {_compiler_version()} with the optimizer "
         f"({SOLC_SETTINGS['optimizer']['runs']} runs), EVM {SOLC_SETTINGS['evmVersion']}; "
-        f"Python {platform.python_version()}.",
-        "",
+        f"Python {platform.python_version()}.")
+    explain = (
         "One task per row, N participants, one round played to finalisation, each row "
         "from the same state (devices registered, nothing owed yet); gas used from "
         "the receipts. Columns: see benchmarks/README.md. The growth columns divide "
-        f"by the N = {min(r.n for r in rows)} row of the same mode.",
-        "",
+        f"by the N = {min(r.n for r in rows)} row of the same mode.")
+    columns = (
         "| verification | N | scores per verifier | openRound | commitUpdate | commitScores "
         "| revealScores | per participant | growth | finalizeRound | growth "
-        "| finalize / N |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+        "| finalize / N |")
+    lines = ["# Gas of one round", "", header, "", explain, "", columns,
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         b = base[r.k]
         lines.append(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import solcx
@@ -17,7 +18,12 @@ from web3 import Web3
 
 from offchain.chain.accounts import Wallet, new_wallet
 from offchain.chain.compile import SOLC_SETTINGS, _shim
-from offchain.chain.contracts import CREDITOR_ROLE, VERSIONER_ROLE, Fedshare, score_commitment
+from offchain.chain.contracts import (
+    CREDITOR_ROLE,
+    VERSIONER_ROLE,
+    Fedshare,
+    score_commitment,
+)
 from offchain.chain.node import Chain, Receipt
 from offchain.chain.types import MemberStatus, RoundStage, TaskStatus
 from offchain.errors import TransactionReverted
@@ -625,6 +631,10 @@ MUTATORS: list[tuple[str, str, Callable[[Scene, Wallet], Any], str, str]] = [
     ("RewardVault.grantRole", "open",
      lambda s, w: s.fs.chain.transact(w, s.fs.vault.functions.grantRole(CREDITOR_ROLE,
                                                                         w.address)),
+     "AccessControlUnauthorizedAccount", "AccessControlUnauthorizedAccount"),
+    ("RewardVault.revokeRole", "open",
+     lambda s, w: s.fs.chain.transact(w, s.fs.vault.functions.revokeRole(
+         CREDITOR_ROLE, s.fs.tasks.address)),
      "AccessControlUnauthorizedAccount", "AccessControlUnauthorizedAccount"),
     ("ModelRegistry.registerVersion", "aggregated",
      lambda s, w: s.fs.chain.transact(w, s.fs.models.functions.registerVersion(

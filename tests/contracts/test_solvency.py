@@ -215,7 +215,7 @@ def round_scenarios(draw):
 
 @settings(
     # FEDSHARE_SOLVENCY_EXAMPLES=500 for a longer hunt (about a second per example).
-    max_examples=int(os.environ.get("FEDSHARE_SOLVENCY_EXAMPLES", "12")),
+    max_examples=int(os.environ.get("FEDSHARE_SOLVENCY_EXAMPLES", "10")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -255,17 +255,23 @@ def test_publish_task_with_bad_bounds_reverts_with_InvalidParticipantBounds(
 
 
 BAD_SCHEDULES = [
-    dict(rounds=0),
-    dict(train_duration=0),
-    dict(verify_duration=0),
-    dict(reveal_duration=0),
-    dict(grace_period=0),
-    dict(train_duration=MAX_PHASE_DURATION + 1),
-    dict(verify_duration=MAX_PHASE_DURATION + 1),
-    dict(reveal_duration=MAX_PHASE_DURATION + 1),
-    dict(grace_period=MAX_PHASE_DURATION + 1),
-    dict(train_duration=2**64 - 1),
-    dict(rounds=0, train_duration=0, verify_duration=0, reveal_duration=0, grace_period=0),
+    {"rounds": 0},
+    {"train_duration": 0},
+    {"verify_duration": 0},
+    {"reveal_duration": 0},
+    {"grace_period": 0},
+    {"train_duration": MAX_PHASE_DURATION + 1},
+    {"verify_duration": MAX_PHASE_DURATION + 1},
+    {"reveal_duration": MAX_PHASE_DURATION + 1},
+    {"grace_period": MAX_PHASE_DURATION + 1},
+    {"train_duration": 2**64 - 1},
+    {
+        "rounds": 0,
+        "train_duration": 0,
+        "verify_duration": 0,
+        "reveal_duration": 0,
+        "grace_period": 0,
+    },
 ]
 
 
@@ -288,13 +294,13 @@ def test_publish_task_with_empty_or_overlong_schedule_reverts_with_InvalidSchedu
 
 
 def test_publish_task_accepts_phases_of_exactly_the_maximum(fs, actors):
-    longest = dict(
-        train_duration=MAX_PHASE_DURATION,
-        verify_duration=MAX_PHASE_DURATION,
-        reveal_duration=MAX_PHASE_DURATION,
-        grace_period=MAX_PHASE_DURATION,
-    )
-    task_id, devices = open_task(fs, actors, 3, **longest)
+    longest = {
+        "train_duration": MAX_PHASE_DURATION,
+        "verify_duration": MAX_PHASE_DURATION,
+        "reveal_duration": MAX_PHASE_DURATION,
+        "grace_period": MAX_PHASE_DURATION,
+    }
+    task_id, _devices = open_task(fs, actors, 3, **longest)
     info = fs.round_info(task_id, 0)
     assert info.reveal_deadline == info.commit_deadline + 2 * MAX_PHASE_DURATION
     assert fs.chain.call(fs.tasks.functions.MAX_PHASE_DURATION()) == MAX_PHASE_DURATION
@@ -762,7 +768,7 @@ def test_open_round_promotes_waiting_devices_into_free_slots(fs, actors):
 
 def test_open_round_reaches_the_minimum_with_waiting_devices(fs, actors):
     d = actors.devices
-    task_id, devices = setup_task(fs, actors, 3, min_participants=3, max_participants=4)
+    task_id, _devices = setup_task(fs, actors, 3, min_participants=3, max_participants=4)
     fs.revoke_device(actors.owner, d[2].address)
     round_ = open_round(fs, actors, task_id)
     fs.join(d[3], task_id)
@@ -1421,7 +1427,7 @@ class TestFinalizeRoundTiming:
     def test_finalize_is_allowed_early_once_every_commitment_is_revealed(
         self, fs, actors, all_score_committed
     ):
-        task_id, devices, rows = all_score_committed
+        task_id, _devices, rows = all_score_committed
         reveal_scores(fs, task_id, 0, rows)
         assert fs.chain.now() < fs.round_info(task_id, 0).commit_deadline
         finalize_raw(fs, actors.stranger, task_id, 0)
@@ -1763,7 +1769,7 @@ ASSIGNMENT_CASES = [
 def test_assignment_gives_every_update_exactly_k_distinct_verifiers(
     fs, actors, n, k, size
 ):
-    task_id, devices = open_task(
+    task_id, _devices = open_task(
         fs, actors, n, min_participants=3, max_participants=6, verifiers_per_update=k
     )
     info = fs.round_info(task_id, 0)
@@ -1963,7 +1969,7 @@ class TestRevokedParticipants:
 
     def test_revoked_participant_is_removed_and_replaced(self, fs, actors):
         d = actors.devices
-        task_id, devices = setup_task(fs, actors, 4, min_participants=3, max_participants=4)
+        task_id, _devices = setup_task(fs, actors, 4, min_participants=3, max_participants=4)
         fs.join(d[4], task_id)
         fs.join(d[5], task_id)
         round_ = open_round(fs, actors, task_id)
@@ -2402,7 +2408,7 @@ class TestCancelDuringARound:
         fs.cancel_task(actors.stranger, task_id)
 
     def test_stall_clock_restarts_on_progress(self, fs, actors, all_score_committed):
-        task_id, devices, rows = all_score_committed
+        task_id, _devices, rows = all_score_committed
         opened = fs.task_state(task_id).last_progress_at
         reveal_scores(fs, task_id, 0, rows)
         fs.chain.advance_time(STALL - 100)
@@ -2546,6 +2552,29 @@ def test_an_update_whose_only_verifier_stays_silent_gets_quality_zero(fs, actors
     assert outcome.quality[victim] == 0 and outcome.rewards[victim] == 0
     assert outcome.eliminated == victim
     assert outcome.quality[order[silent]] == 0  # the silent verifier is not ranked
+
+
+def test_a_zero_address_in_the_allow_list_makes_isAllowed_true_for_unregistered_accounts(
+    fs, actors
+):
+    # publishTask does not reject a zero entry; since the owner of an unknown device is
+    # zero, the view then allows any unregistered address. join still refuses it.
+    task_id = publish_task(fs, actors, allow_list=[ZERO_ADDRESS])
+    assert fs.is_allowed(task_id, actors.stranger.address) is True
+    assert fs.is_allowed(task_id, actors.devices[0].address) is False
+    with reverts_with("TaskRegistryDeviceNotActive", actors.stranger.address):
+        fs.join(actors.stranger, task_id)
+
+
+def test_a_task_that_fills_up_late_can_be_cancelled_by_anyone_at_once(fs, actors):
+    # The stall clock starts at publication and joins do not move it: once the last
+    # needed device joins more than train + verify + reveal + grace after publication,
+    # anyone may cancel before the aggregator could open a round.
+    task_id, _ = setup_task(fs, actors, 2, min_participants=3)
+    advance_past(fs, stalled_after(fs, task_id))
+    fs.join(actors.devices[2], task_id)
+    fs.cancel_task(actors.stranger, task_id)
+    assert fs.task_state(task_id).status is TaskStatus.CANCELLED
 
 
 @pytest.mark.slow
