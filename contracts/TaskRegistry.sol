@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IRewardVault} from "./interfaces/IRewardVault.sol";
@@ -15,6 +16,9 @@ import {TaskSettlement} from "./TaskSettlement.sol";
 contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
     /// @notice Longest phase or grace period; keeps every deadline far from uint64 overflow.
     uint64 public constant MAX_PHASE_DURATION = 365 days;
+    /// @notice Most verifiers per update: bounds the scores a reveal stores and the sorting work
+    /// of finalisation (64 participants x 16 scores stays far below the block gas limit).
+    uint256 public constant MAX_VERIFIERS = 16;
     /// @notice Longest allow-list accepted at publication.
     uint256 public constant MAX_ALLOW_LIST = 256;
 
@@ -49,6 +53,7 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
         t.currentModel = p.modelHash;
         t.restricted = allowList.length > 0;
         for (uint256 i; i < allowList.length; ++i) {
+            if (allowList[i] == address(0)) revert TaskRegistryZeroAddress();
             _allowed[taskId][allowList[i]] = true;
         }
         _totalEscrow += escrow;
@@ -86,6 +91,8 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
         } else {
             _members[taskId][msg.sender] = MemberStatus.Active;
             _active[taskId].push(msg.sender);
+            // Gathering participants is progress: the stall clock restarts.
+            t.lastProgressAt = uint64(block.timestamp);
         }
         emit DeviceJoined(taskId, msg.sender, waiting);
     }
@@ -366,6 +373,10 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
         if (p.epsilonBudget == 0) revert TaskRegistryZeroEpsilonBudget();
         if (p.modelHash == bytes32(0) || p.paillierKeyHash == bytes32(0)) revert TaskRegistryZeroHash();
         if (allowListLength > MAX_ALLOW_LIST) revert TaskRegistryAllowListTooLong(allowListLength, MAX_ALLOW_LIST);
+        uint256 verifiers = p.verifiersPerUpdate == 0 ? p.maxParticipants - 1 : p.verifiersPerUpdate;
+        if (verifiers > MAX_VERIFIERS) {
+            revert TaskRegistryTooManyVerifiers(p.verifiersPerUpdate, p.maxParticipants, MAX_VERIFIERS);
+        }
     }
 
     /// @dev The requester closes `round` on `modelHash`; completes the task after its last round.
@@ -388,15 +399,18 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
         }
     }
 
-    /// @dev Promotes waiting devices, earliest first, into free slots (bounded by `maxParticipants`).
+    /// @dev Promotes waiting devices, earliest first, into free slots; revoked ones are dropped.
+    /// At most MAX_PARTICIPANTS waiting entries are looked at per call.
     function _fillFromWaiting(uint256 taskId, uint16 maxParticipants) private {
         address[] storage members = _active[taskId];
         address[] storage queue = _waiting[taskId];
         uint256 head = _waitingHead[taskId];
-        while (members.length < maxParticipants && head < queue.length) {
+        uint256 stop = Math.min(queue.length, head + MAX_PARTICIPANTS);
+        while (members.length < maxParticipants && head < stop) {
             address device = queue[head++];
-            _members[taskId][device] = MemberStatus.Active;
-            members.push(device);
+            bool active = _devices.isActive(device);
+            _members[taskId][device] = active ? MemberStatus.Active : MemberStatus.Eliminated;
+            if (active) members.push(device);
         }
         _waitingHead[taskId] = head;
     }

@@ -60,16 +60,24 @@ abstract contract TaskSettlement is ITaskRegistry {
         r.rewardPaid = paid;
         r.stage = accepted.length == 0 ? RoundStage.Aggregated : RoundStage.Finalized;
         if (worst < members.length) r.eliminated = _eliminate(taskId, round, members[worst], false);
-        for (uint256 i; i < members.length; ++i) {
-            // A revoked device cannot commit again: free its slot.
-            if (!revealed[i] && !_devices.isActive(members[i])) _eliminate(taskId, round, members[i], true);
-        }
+        _dropSilent(taskId, round, members, revealed);
         emit RoundFinalized(taskId, round, r.leader, r.eliminated, accepted, paid);
         if (paid > 0) {
             // Interaction last: every state change of the round is done before ETH leaves.
             _tasks[taskId].escrow -= paid;
             _totalEscrow -= paid;
             _vault.credit{value: paid}(accepted, amounts);
+        }
+    }
+
+    /// @dev A revoked device cannot commit again: its slot is freed. A silent participant (no
+    /// reveal) gives its slot to a waiting device, so staying silent cannot dodge elimination.
+    function _dropSilent(uint256 taskId, uint64 round, address[] memory members, bool[] memory revealed) private {
+        for (uint256 i; i < members.length; ++i) {
+            if (revealed[i]) continue;
+            bool revoked = !_devices.isActive(members[i]);
+            bool someoneWaits = _waitingHead[taskId] < _waiting[taskId].length;
+            if (revoked || someoneWaits) _eliminate(taskId, round, members[i], revoked);
         }
     }
 

@@ -164,6 +164,9 @@ interface ITaskRegistry {
     error TaskRegistryInvalidQualityThreshold(uint16 minQuality);
     /// @notice Thrown when the ε budget is zero.
     error TaskRegistryZeroEpsilonBudget();
+    /// @notice Thrown when each update would get more than MAX_VERIFIERS verifiers (with
+    /// `verifiersPerUpdate` 0, every other participant: maxParticipants - 1).
+    error TaskRegistryTooManyVerifiers(uint16 verifiersPerUpdate, uint16 maxParticipants, uint256 maximum);
     /// @notice Thrown when the allow-list is longer than MAX_ALLOW_LIST.
     error TaskRegistryAllowListTooLong(uint256 length, uint256 maximum);
     /// @notice Thrown when a model, key, aggregate, update or commitment hash is zero.

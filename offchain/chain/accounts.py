@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account import Account
@@ -19,33 +18,52 @@ from offchain.errors import ConfigError
 __all__ = ["Wallet", "new_wallet", "save_keystore", "load_keystore", "load_wallet"]
 
 
-@dataclass(frozen=True)
 class Wallet:
-    """An account that can sign: address plus a private key that is never shown."""
+    """An account that can sign: an address plus a private key that is never shown.
 
-    address: str
-    _key: bytes = field(repr=False)
+    Deliberately not a dataclass: tools that print dataclass fields (test reports,
+    pretty-printers) would show the key.
+    """
+
+    __slots__ = ("address", "__key")
+
+    def __init__(self, address: str, key: bytes) -> None:
+        self.address = address
+        self.__key = bytes(key)
+
+    def __repr__(self) -> str:
+        return f"Wallet({self.address})"
 
     def __str__(self) -> str:
         return self.address
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Wallet) and other.address == self.address
+
+    def __hash__(self) -> int:
+        return hash(self.address)
+
     @property
     def public_key(self) -> bytes:
         """The 64-byte uncompressed secp256k1 public key (used to seal blobs to it)."""
-        return eth_keys.PrivateKey(self._key).public_key.to_bytes()
+        return eth_keys.PrivateKey(self.__key).public_key.to_bytes()
 
     def sign_transaction(self, tx: dict) -> bytes:
         """Signs `tx` and returns the raw transaction bytes."""
-        return bytes(Account.sign_transaction(tx, self._key).raw_transaction)
+        return bytes(Account.sign_transaction(tx, self.__key).raw_transaction)
 
     def sign_digest(self, digest: bytes) -> bytes:
         """EIP-191 signature of a 32-byte digest (``\\x19Ethereum Signed Message:\\n32``)."""
-        signed = Account.sign_message(encode_defunct(primitive=digest), self._key)
+        signed = Account.sign_message(encode_defunct(primitive=digest), self.__key)
         return bytes(signed.signature)
 
     def unseal_key(self) -> bytes:
         """The private key bytes, for unsealing blobs sealed to this wallet only."""
-        return self._key
+        return self.__key
+
+    def encrypt(self, password: str) -> dict:
+        """The key as an encrypted Ethereum V3 keystore document."""
+        return dict(Account.encrypt(self.__key, password))
 
 
 def new_wallet() -> Wallet:
@@ -56,7 +74,7 @@ def new_wallet() -> Wallet:
 
 def save_keystore(path: Path, wallet: Wallet, password: str) -> None:
     """Writes `wallet` as an encrypted Ethereum V3 keystore file (mode 0600)."""
-    data = Account.encrypt(wallet._key, password)
+    data = wallet.encrypt(password)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -289,27 +289,34 @@ def _check_round(
         if steps[i] < REVEALS:
             assert paid[i] == 0  # only revealers are ever paid
 
-    # Elimination of the worst, then removal of a revoked non-revealer.
+    # Elimination of the worst; then each participant that did not reveal leaves if it
+    # was revoked (always) or if a waiting device can take its slot.
     active = list(addresses(participants))
     queue = [spare.address] if waiting else []
-    worst_leaves = False
-    if model.worst is not None:
-        worst = participants[model.worst].address
-        assert paid[model.worst] == 0  # the worst is never paid
-        worst_leaves = bool(queue) or n > min_participants
-        assert outcome.eliminated == (worst if worst_leaves else None)
-    else:
-        assert outcome.eliminated is None
-    leaving = ([worst] if worst_leaves else []) + (
-        [participants[revoked].address] if revoked is not None else []
-    )
-    for gone in leaving:
+
+    def leave(gone: str) -> None:
         index = active.index(gone)
         if queue:
             active[index] = queue.pop(0)
         else:
             active[index] = active[-1]
             active.pop()
+
+    if model.worst is not None:
+        worst = participants[model.worst].address
+        assert paid[model.worst] == 0  # the worst is never paid
+        worst_leaves = bool(queue) or n > min_participants
+        assert outcome.eliminated == (worst if worst_leaves else None)
+        if worst_leaves:
+            leave(worst)
+    else:
+        assert outcome.eliminated is None
+    gone_all = [worst] if model.worst is not None and outcome.eliminated else []
+    for i, device in enumerate(participants):
+        if steps[i] < REVEALS and (i == revoked or queue):
+            leave(device.address)
+            gone_all.append(device.address)
+    for gone in gone_all:
         assert fs.member_status(task, gone) is MemberStatus.ELIMINATED
     assert fs.participants(task) == active
     assert fs.waiting(task) == queue

@@ -33,12 +33,16 @@ independent; the contracts are deployed once for the module. Run with
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+import eth_tester.backends.pyevm.main as pyevm_backend
 import pytest
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
@@ -85,6 +89,9 @@ MACHINE_SETTINGS = settings(
 
 # What the runs did, printed at the end of the test (run pytest with -s to see it).
 STATS: Counter[str] = Counter()
+# Each example's clock starts this far after the previous one's (see `env`).
+EXAMPLE_TIME_STRIDE = 100_000
+EXAMPLE_COUNTER = itertools.count()
 
 
 # ---------------------------------------------------------------- chain plumbing
@@ -149,16 +156,34 @@ class Env:
     aggregator: Wallet
     stranger: Wallet
     owner_of: dict[str, str]
+    start_time: int
 
 
 @pytest.fixture(scope="module")
 def env(chain: Chain):
     """A fresh deployment with 8 devices (4 per owner), 2 requesters, an aggregator and a
-    stranger; rolled back when the module is done."""
+    stranger; rolled back when the module is done.
+
+    Hypothesis replays choice sequences and requires a replay to draw exactly as before,
+    so the chain must behave the same way relative to an example's start: each example
+    starts its clock at its own multiple of EXAMPLE_TIME_STRIDE past `start_time` (a day
+    ahead of the wall clock, which eth-tester would otherwise follow once it overtakes
+    the chain), and prevrandao (which sets a round's assignment offset) is derived from
+    the block number instead of os.urandom. Distinct start times keep blocks of
+    different examples distinct: identical blocks would be deduplicated by py-evm, and
+    receipts looked up by transaction hash could then come from another example."""
     snap = chain.snapshot()
-    backend = chain.w3.provider.ethereum_tester.backend.chain
+    tester = chain.w3.provider.ethereum_tester
+    backend = tester.backend.chain
     original = backend.gas_estimator
     backend.gas_estimator = _single_run_gas_estimate
+    original_os = pyevm_backend.os
+
+    def mix_hash(size: int) -> bytes:
+        number = tester.backend.chain.get_canonical_head().block_number
+        return bytes(Web3.keccak(b"fedshare-prevrandao" + number.to_bytes(32, "big")))[:size]
+
+    pyevm_backend.os = SimpleNamespace(urandom=mix_hash)
     try:
         deployer = new_wallet()
         owners = (new_wallet(), new_wallet())
@@ -173,8 +198,11 @@ def env(chain: Chain):
             owner = owners[i // 4]
             fs.register_device(owner, device)
             owner_of[device.address] = owner.address
-        yield Env(chain, fs, owners, devices, requesters, aggregator, stranger, owner_of)
+        start_time = max(chain.now(), int(time.time())) + 86_400
+        yield Env(chain, fs, owners, devices, requesters, aggregator, stranger, owner_of,
+                  start_time)
     finally:
+        pyevm_backend.os = original_os
         backend.gas_estimator = original
         chain.revert(snap)
 
@@ -313,6 +341,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.tester = env.chain.w3.provider.ethereum_tester
         self.views = RawViews(env.chain, env.stranger.address)
         self.snapshot = env.chain.snapshot()
+        self.tester.time_travel(env.start_time + next(EXAMPLE_COUNTER) * EXAMPLE_TIME_STRIDE)
         STATS["examples"] += 1
         self.tasks: dict[int, TaskModel] = {}
         self.device_active = {d.address: True for d in env.devices}
@@ -703,7 +732,13 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert final["args"]["eliminated"] == eliminated
         events = tasks_events.ParticipantEliminated().process_receipt(receipt.raw,
                                                                       errors=DISCARD)
-        assert [(e["args"]["device"], e["args"]["replacement"]) for e in events] == removed
+        got_removed = [(e["args"]["device"], e["args"]["replacement"]) for e in events]
+        assert got_removed == removed, (
+            f"eliminations differ: got {got_removed}, want {removed}; members {members}, "
+            f"revealed {revealed}, quality {quality}, worst {worst}, model active "
+            f"{[self.device_active.get(m) for m in members]}, chain active "
+            f"{[self.fs.device_active(m) for m in members]}, waiting {t.waiting}, "
+            f"min {t.params.min_participants}")
         assert self.fs.participants(t.tid) == t.active
         assert self.fs.waiting(t.tid) == t.waiting
         info = self.views.call(self.fs.tasks, "roundInfo", t.tid, index)

@@ -66,3 +66,12 @@ def test_panics_and_unknown_errors_are_named():
     assert decoder.decode(panic).error_args["reason"] == "arithmetic overflow or underflow"
     assert decoder.decode(b"\xde\xad\xbe\xef").error_name == "UnknownError"
     assert decoder.decode(b"").error_name == "Reverted"
+
+
+def test_pretty_printers_do_not_reach_the_key():
+    from hypothesis.vendor.pretty import pretty
+
+    wallet = new_wallet()
+    secret = wallet.unseal_key()
+    for text in (pretty(wallet), pretty([wallet]), repr(vars(type(wallet)).get("__dict__"))):
+        assert secret.hex() not in text and repr(secret) not in text
