@@ -152,18 +152,27 @@ _GAS_HEADROOM = 20_000
 _TESTER_PREFIX = "execution reverted: b"
 
 
-def _tester_revert_data(exc: Exception) -> bytes | None:
+def _tester_revert_data(exc: BaseException) -> bytes | None:
     """Revert data from eth-tester's TransactionFailed.
 
     web3's eth-tester provider re-raises it with the revert data written as a Python
-    bytes literal ("execution reverted: b'...'"); web3 itself parses it back the same
-    way for EIP-3668.
+    bytes literal ("execution reverted: b'..."); web3 itself parses it back the same
+    way for EIP-3668. When web3's own attempt to read the data as a revert string
+    fails (it can raise OverflowError for custom errors whose first argument looks
+    like an offset), the original exception with the raw bytes is its context.
     """
-    message = str(exc.args[0]) if exc.args else ""
-    if not message.startswith(_TESTER_PREFIX):
-        return None
-    try:
-        data = ast.literal_eval(message[len("execution reverted: "):])
-    except (ValueError, SyntaxError):
-        return None
-    return data if isinstance(data, bytes) else None
+    seen: BaseException | None = exc
+    while seen is not None:
+        first = seen.args[0] if seen.args else None
+        if isinstance(first, bytes) and type(seen).__name__ in ("TransactionFailed", "Revert"):
+            return first
+        message = str(first) if first is not None else ""
+        if message.startswith(_TESTER_PREFIX):
+            try:
+                data = ast.literal_eval(message[len("execution reverted: "):])
+            except (ValueError, SyntaxError):
+                data = None
+            if isinstance(data, bytes):
+                return data
+        seen = first if isinstance(first, BaseException) else seen.__context__
+    return None

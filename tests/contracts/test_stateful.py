@@ -69,6 +69,7 @@ ETHER = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_SCORE = 10_000
 MAX_TASKS = 3
+MAX_PARTICIPANTS = 64  # TaskSettlement.MAX_PARTICIPANTS
 MAX_REVOCATIONS = 2
 LIVE = (TaskStatus.OPEN, TaskStatus.RUNNING)
 
@@ -327,6 +328,7 @@ FLAWS: dict[str, tuple[dict[str, Any], str]] = {
     "reward": ({"reward_per_round": 0}, "TaskRegistryZeroReward"),
     "quality": ({"min_quality": MAX_SCORE + 1}, "TaskRegistryInvalidQualityThreshold"),
     "budget": ({"epsilon_budget": 0}, "TaskRegistryZeroEpsilonBudget"),
+    "verifiers": ({"verifiers_per_update": 17}, "TaskRegistryTooManyVerifiers"),
 }
 
 
@@ -496,6 +498,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                 expected = "TaskRegistryNotAllowed"
             elif t.member(addr) != MemberStatus.NONE:
                 expected = "TaskRegistryAlreadyJoined"
+        at = self.now()
         if self._send(expected, lambda: self.fs.join(device, tid), "join") is None:
             return
         if t.rounds or len(t.active) >= t.params.max_participants:
@@ -504,12 +507,13 @@ class ProtocolMachine(RuleBasedStateMachine):
         else:
             t.members[addr] = MemberStatus.ACTIVE
             t.active.append(addr)
+            t.last_progress = at  # gathering participants restarts the stall clock
 
     def do_open(self, tid: int, caller: Wallet, model_hash: bytes) -> None:
         t = self.tasks.get(tid)
         expected = self._live_error(tid)
         if expected is None:
-            promoted = t.active + t.waiting[:max(0, t.params.max_participants - len(t.active))]
+            promoted, _ = self._fill(t)
             if caller.address != t.aggregator:
                 expected = "TaskRegistryNotAggregator"
             elif t.rounds and t.rounds[-1].stage != RoundStage.CLOSED:
@@ -523,10 +527,11 @@ class ProtocolMachine(RuleBasedStateMachine):
                              "openRound")
         if receipt is None:
             return
-        while len(t.active) < t.params.max_participants and t.waiting:
-            device = t.waiting.pop(0)
-            t.members[device] = MemberStatus.ACTIVE
-            t.active.append(device)
+        t.active, looked_at = self._fill(t)
+        for device in t.waiting[:looked_at]:
+            active = device in t.active
+            t.members[device] = MemberStatus.ACTIVE if active else MemberStatus.ELIMINATED
+        del t.waiting[:looked_at]
         index = len(t.rounds)
         (event,) = self.fs.tasks.events.RoundOpened().process_receipt(receipt.raw,
                                                                       errors=DISCARD)
@@ -544,6 +549,20 @@ class ProtocolMachine(RuleBasedStateMachine):
         t.status = TaskStatus.RUNNING
         t.last_progress = at
         STATS[f"round opened (n={len(t.active)}, k={p.verifiers_per_update})"] += 1
+
+    def _fill(self, t: TaskModel) -> tuple[list[str], int]:
+        """openRound's promotion of waiting devices, earliest first, into free slots:
+        revoked ones are dropped, at most MAX_PARTICIPANTS entries looked at. Returns the
+        active list it would make and how many waiting entries it consumes."""
+        active = list(t.active)
+        looked_at = 0
+        while (len(active) < t.params.max_participants and looked_at < len(t.waiting)
+               and looked_at < MAX_PARTICIPANTS):
+            device = t.waiting[looked_at]
+            looked_at += 1
+            if self.device_active.get(device, False):
+                active.append(device)
+        return active, looked_at
 
     def do_commit_update(self, tid: int, round_: int, device: Wallet, epsilon: int) -> None:
         t = self.tasks.get(tid)
@@ -726,9 +745,14 @@ class ProtocolMachine(RuleBasedStateMachine):
             if gone:
                 eliminated = members[worst]
                 removed.append(gone)
+        # Silent participants: a revoked one leaves; any other yields its slot when a
+        # device waits (so staying silent cannot dodge elimination).
         for i, m in enumerate(members):
-            if not revealed[i] and not self.device_active.get(m, False):
-                removed.append(self._eliminate(t, m, force=True))
+            if revealed[i]:
+                continue
+            revoked = not self.device_active.get(m, False)
+            if revoked or t.waiting:
+                removed.append(self._eliminate(t, m, force=revoked))
         assert final["args"]["eliminated"] == eliminated
         events = tasks_events.ParticipantEliminated().process_receipt(receipt.raw,
                                                                       errors=DISCARD)
