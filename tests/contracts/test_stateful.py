@@ -873,7 +873,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         STATS["steps"] += 1
         tid = self._draw_task(data)
         devices = data.draw(st.lists(st.sampled_from(self._wallets()), min_size=1,
-                                     max_size=5, unique_by=lambda w: w.address),
+                                     max_size=4, unique_by=lambda w: w.address),
                             label="devices")
         for device in devices:
             self.do_join(tid, device)
@@ -917,7 +917,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         pool = self._wallets()
         if t and t.active and data.draw(st.integers(0, 3), label="participants only") > 0:
             pool = [self._wallet(a) for a in t.active]
-        devices = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5,
+        devices = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3,
                                      unique_by=lambda w: w.address), label="devices")
         for device in devices:
             budget = t.params.epsilon_budget if t else 1
@@ -935,7 +935,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         if t and t.active and data.draw(st.integers(0, 3), label="participants only") > 0:
             pool = [self._wallet(a) for a in t.active]
         size = t.rounds[-1].size if t and t.rounds else 1
-        devices = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5,
+        devices = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3,
                                      unique_by=lambda w: w.address), label="devices")
         for device in devices:
             self.do_commit_scores(tid, round_, device, self._draw_scores(data, size))
@@ -960,7 +960,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         pool = self._wallets()
         if t and t.active and data.draw(st.integers(0, 3), label="participants only") > 0:
             pool = [self._wallet(a) for a in t.active]
-        devices = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5,
+        devices = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3,
                                      unique_by=lambda w: w.address), label="devices")
         for device in devices:
             wrong = data.draw(st.integers(0, 5), label="wrong salt") == 0
@@ -1090,7 +1090,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         opening, each phase by (a subset of) those who can act, time travel when nobody
         can, finalisation, aggregation, publication."""
         STATS["steps"] += 1
-        for _ in range(data.draw(st.integers(1, 5), label="steps")):
+        for _ in range(data.draw(st.integers(1, 3), label="steps")):
             if not any(t.live for t in self.tasks.values()):
                 return
             self._progress_once(data)
@@ -1116,8 +1116,9 @@ class ProtocolMachine(RuleBasedStateMachine):
         if r is None or r.stage == RoundStage.CLOSED:
             count = len(t.active) + len(t.waiting)
             if count < t.params.min_participants:
-                for device in some([d for d in self.env.devices
-                                    if t.member(d.address) == MemberStatus.NONE]):
+                fresh = [d for d in self.env.devices if t.member(d.address) == MemberStatus.NONE]
+                # Enough to open, and one more to wait now and then.
+                for device in some(fresh)[:t.params.max_participants + 1 - count]:
                     self.do_join(t.tid, device)
             else:
                 self.do_open(t.tid, self.env.aggregator, t.current_model)
