@@ -1,5 +1,6 @@
-"""Attacks on the contracts: re-entrant payees, replayed score commitments, late commits,
-and outsiders calling every mutator. Plus a smoke run of the gas benchmark."""
+"""Attacks on the contracts: (a) re-entrant payees, (b) replayed score commitments,
+(c) late commits, (d) outsiders calling every mutator, (e) a revoked device slipping back
+into a task. Plus a smoke run of the gas benchmark."""
 
 from __future__ import annotations
 
@@ -692,6 +693,41 @@ def test_anyone_may_register_a_service_model(fs, world):
         b"\x77" * 32, "svc", 0, 0, 0, ZERO_HASH))
     assert fs.model_version_count() == count + 1
     assert fs.model_version(count + 1).task_id == 0
+
+
+# ---------------------------------------------------------------- (e) revoked devices
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "TaskSettlement._eliminate promotes the head of the waiting queue without checking "
+    "that its device is still active, while TaskRegistry._fillFromWaiting drops revoked "
+    "waiting devices: a revoked device takes the slot of the eliminated one, becomes an "
+    "Active participant, and the next round opens counting it towards minParticipants"))
+def test_revoked_waiting_device_never_replaces_an_eliminated_one(fs, world):
+    """The worst of a round is replaced by the earliest waiting device; a revoked waiting
+    device must be skipped (as openRound skips it), not made a participant."""
+    a, b, c = world.devices[:3]
+    task_id = publish(fs, world, rounds=2, min_participants=2, max_participants=2)
+    for device in (a, b, c):
+        fs.join(device, task_id)
+    assert fs.waiting(task_id) == [c.address]
+    fs.revoke_device(world.owner, c.address)
+    fs.open_round(world.aggregator, task_id, fs.task_state(task_id).current_model)
+    commit_all(fs, task_id, (a, b))
+    # A scores B low, B scores A high: B is the worst and is eliminated.
+    rows = {a: [1_000], b: [9_000]}
+    for device, scores in rows.items():
+        fs.commit_scores(device, task_id, 0, score_commitment(
+            task_id, 0, scores, salt(device), device.address))
+    for device, scores in rows.items():
+        fs.reveal_scores(device, task_id, 0, scores, salt(device))
+    outcome = fs.finalize_round(world.stranger, task_id, 0)
+    assert outcome.quality == {a.address: 9_000, b.address: 1_000}
+
+    participants = fs.participants(task_id)
+    assert c.address not in participants, "the revoked device became a participant"
+    assert fs.member_status(task_id, c.address) != MemberStatus.ACTIVE
+    assert all(fs.device_active(p) for p in participants)
 
 
 # ---------------------------------------------------------------- gas benchmark smoke
