@@ -2,7 +2,6 @@
 pragma solidity ^0.8.24;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IRewardVault} from "./interfaces/IRewardVault.sol";
@@ -400,19 +399,13 @@ contract TaskRegistry is ITaskRegistry, TaskSettlement, ReentrancyGuard {
     }
 
     /// @dev Promotes waiting devices, earliest first, into free slots; revoked ones are dropped.
-    /// At most MAX_PARTICIPANTS waiting entries are looked at per call.
     function _fillFromWaiting(uint256 taskId, uint16 maxParticipants) private {
         address[] storage members = _active[taskId];
-        address[] storage queue = _waiting[taskId];
-        uint256 head = _waitingHead[taskId];
-        uint256 stop = Math.min(queue.length, head + MAX_PARTICIPANTS);
-        while (members.length < maxParticipants && head < stop) {
-            address device = queue[head++];
-            bool active = _devices.isActive(device);
-            _members[taskId][device] = active ? MemberStatus.Active : MemberStatus.Eliminated;
-            if (active) members.push(device);
+        while (members.length < maxParticipants && _waitingHead[taskId] < _waiting[taskId].length) {
+            address device = _popWaiting(taskId);
+            if (device == address(0)) break;
+            members.push(device);
         }
-        _waitingHead[taskId] = head;
     }
 
     function _setAggregator(uint256 taskId, address aggregator) private {

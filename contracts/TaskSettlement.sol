@@ -59,7 +59,7 @@ abstract contract TaskSettlement is ITaskRegistry {
         r.accepted = uint16(accepted.length);
         r.rewardPaid = paid;
         r.stage = accepted.length == 0 ? RoundStage.Aggregated : RoundStage.Finalized;
-        if (worst < members.length) r.eliminated = _eliminate(taskId, round, members[worst], false);
+        if (worst < members.length) r.eliminated = _eliminate(taskId, round, members[worst], false, false);
         _dropSilent(taskId, round, members, revealed);
         emit RoundFinalized(taskId, round, r.leader, r.eliminated, accepted, paid);
         if (paid > 0) {
@@ -74,10 +74,7 @@ abstract contract TaskSettlement is ITaskRegistry {
     /// reveal) gives its slot to a waiting device, so staying silent cannot dodge elimination.
     function _dropSilent(uint256 taskId, uint64 round, address[] memory members, bool[] memory revealed) private {
         for (uint256 i; i < members.length; ++i) {
-            if (revealed[i]) continue;
-            bool revoked = !_devices.isActive(members[i]);
-            bool someoneWaits = _waitingHead[taskId] < _waiting[taskId].length;
-            if (revoked || someoneWaits) _eliminate(taskId, round, members[i], revoked);
+            if (!revealed[i]) _eliminate(taskId, round, members[i], !_devices.isActive(members[i]), true);
         }
     }
 
@@ -206,22 +203,37 @@ abstract contract TaskSettlement is ITaskRegistry {
         }
     }
 
-    /// @dev Removes `device` from the active set; the earliest waiting device takes its slot.
-    /// Unless `force`, skipped (returns zero) when nobody waits and the task would fall below its
-    /// minimum of participants.
-    function _eliminate(uint256 taskId, uint64 round, address device, bool force) private returns (address) {
-        address[] storage members = _active[taskId];
+    /// @dev The earliest waiting device that is still active, now Active; zero when none.
+    /// Revoked ones are dropped on the way; at most MAX_PARTICIPANTS entries are looked at.
+    function _popWaiting(uint256 taskId) internal returns (address device) {
         address[] storage queue = _waiting[taskId];
         uint256 head = _waitingHead[taskId];
-        bool someoneWaits = head < queue.length;
-        if (!force && !someoneWaits && members.length <= _params[taskId].minParticipants) return address(0);
+        uint256 stop = head + MAX_PARTICIPANTS < queue.length ? head + MAX_PARTICIPANTS : queue.length;
+        while (head < stop && device == address(0)) {
+            address candidate = queue[head++];
+            bool active = _devices.isActive(candidate);
+            _members[taskId][candidate] = active ? MemberStatus.Active : MemberStatus.Eliminated;
+            if (active) device = candidate;
+        }
+        _waitingHead[taskId] = head;
+    }
+
+    /// @dev Removes `device` from the active set; the earliest waiting (still active) device takes
+    /// its slot. Without a replacement it stays, unless `force`, or unless it may simply leave
+    /// (`onlyIfReplaced` false) without taking the task below its minimum of participants.
+    function _eliminate(uint256 taskId, uint64 round, address device, bool force, bool onlyIfReplaced)
+        private
+        returns (address)
+    {
+        address[] storage members = _active[taskId];
+        address replacement = _popWaiting(taskId);
+        if (
+            replacement == address(0) && !force
+                && (onlyIfReplaced || members.length <= _params[taskId].minParticipants)
+        ) return address(0);
         uint256 index;
         while (members[index] != device) ++index;
-        address replacement = address(0);
-        if (someoneWaits) {
-            replacement = queue[head];
-            _waitingHead[taskId] = head + 1;
-            _members[taskId][replacement] = MemberStatus.Active;
+        if (replacement != address(0)) {
             members[index] = replacement;
         } else {
             members[index] = members[members.length - 1];

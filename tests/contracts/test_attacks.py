@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import solcx
-from eth.vm.spoof import SpoofTransaction
 from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 
@@ -34,21 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ZERO_HASH = b"\0" * 32
 
 # ---------------------------------------------------------------- small helpers
-
-
-def _single_run_gas_estimate(state, transaction) -> int:
-    """One EVM run at the block gas limit instead of py-evm's bisection; raises the revert
-    as the default does. Receipts charge only gas used, so balances are unaffected."""
-    probe = SpoofTransaction(transaction, gas=state.gas_limit, gas_price=0)
-    snapshot = state.snapshot()
-    try:
-        computation = state.apply_transaction(probe)
-        if computation.is_error:
-            raise computation.error
-        used = state.gas_limit - computation.get_gas_remaining()
-    finally:
-        state.revert(snapshot)
-    return min(state.gas_limit // 2, 2 * used + 50_000)
 
 
 def selector(signature: str) -> bytes:
@@ -95,17 +79,8 @@ class World:
     stranger: Wallet
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_estimates(chain: Chain):
-    backend = chain.w3.provider.ethereum_tester.backend.chain
-    original = backend.gas_estimator
-    backend.gas_estimator = _single_run_gas_estimate
-    yield
-    backend.gas_estimator = original
-
-
 @pytest.fixture(scope="module")
-def world(system: Fedshare, chain: Chain, actors, fast_estimates) -> World:
+def world(system: Fedshare, chain: Chain, actors) -> World:
     """Four devices and an outsider device (registered, never joins) of one owner, a
     requester, an aggregator and a stranger; rolled back when the module is done."""
     snap = chain.snapshot()
@@ -698,11 +673,6 @@ def test_anyone_may_register_a_service_model(fs, world):
 # ---------------------------------------------------------------- (e) revoked devices
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TaskSettlement._eliminate promotes the head of the waiting queue without checking "
-    "that its device is still active, while TaskRegistry._fillFromWaiting drops revoked "
-    "waiting devices: a revoked device takes the slot of the eliminated one, becomes an "
-    "Active participant, and the next round opens counting it towards minParticipants"))
 def test_revoked_waiting_device_never_replaces_an_eliminated_one(fs, world):
     """The worst of a round is replaced by the earliest waiting device; a revoked waiting
     device must be skipped (as openRound skips it), not made a participant."""
@@ -728,6 +698,28 @@ def test_revoked_waiting_device_never_replaces_an_eliminated_one(fs, world):
     assert c.address not in participants, "the revoked device became a participant"
     assert fs.member_status(task_id, c.address) != MemberStatus.ACTIVE
     assert all(fs.device_active(p) for p in participants)
+
+
+@pytest.mark.parametrize("leaver", ["worst", "silent"])
+def test_nobody_leaves_for_a_queue_of_revoked_devices(fs, world, leaver):
+    a, b, c = world.devices[:3]
+    task_id = publish(fs, world, rounds=2, min_participants=2, max_participants=2)
+    for device in (a, b, c):
+        fs.join(device, task_id)
+    fs.revoke_device(world.owner, c.address)
+    fs.open_round(world.aggregator, task_id, fs.task_state(task_id).current_model)
+    commit_all(fs, task_id, (a, b))
+    rows = {a: [1_000], b: [9_000]}
+    for device, scores in rows.items():
+        fs.commit_scores(device, task_id, 0, score_commitment(
+            task_id, 0, scores, salt(device), device.address))
+    fs.reveal_scores(a, task_id, 0, rows[a], salt(a))
+    if leaver == "worst":
+        fs.reveal_scores(b, task_id, 0, rows[b], salt(b))
+    else:
+        travel_to(fs.chain, fs.round_info(task_id, 0).reveal_deadline + 1)
+    fs.finalize_round(world.stranger, task_id, 0)
+    assert fs.participants(task_id) == [a.address, b.address]
 
 
 # ---------------------------------------------------------------- gas benchmark smoke

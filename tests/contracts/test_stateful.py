@@ -44,7 +44,6 @@ from typing import Any
 
 import eth_tester.backends.pyevm.main as pyevm_backend
 import pytest
-from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -96,22 +95,6 @@ EXAMPLE_COUNTER = itertools.count()
 
 
 # ---------------------------------------------------------------- chain plumbing
-
-
-def _single_run_gas_estimate(state, transaction) -> int:
-    """One EVM run at the block gas limit instead of py-evm's bisection (about a dozen
-    runs): raises the revert as the default estimator does, and returns a generous limit.
-    Receipts charge only the gas used, so the limit changes no balance checked here."""
-    probe = SpoofTransaction(transaction, gas=state.gas_limit, gas_price=0)
-    snapshot = state.snapshot()
-    try:
-        computation = state.apply_transaction(probe)
-        if computation.is_error:
-            raise computation.error
-        used = state.gas_limit - computation.get_gas_remaining()
-    finally:
-        state.revert(snapshot)
-    return min(state.gas_limit // 2, 2 * used + 50_000)
 
 
 def _canonical(param: dict[str, Any]) -> str:
@@ -175,9 +158,6 @@ def env(chain: Chain):
     receipts looked up by transaction hash could then come from another example."""
     snap = chain.snapshot()
     tester = chain.w3.provider.ethereum_tester
-    backend = tester.backend.chain
-    original = backend.gas_estimator
-    backend.gas_estimator = _single_run_gas_estimate
     original_os = pyevm_backend.os
 
     def mix_hash(size: int) -> bytes:
@@ -204,7 +184,6 @@ def env(chain: Chain):
                   start_time)
     finally:
         pyevm_backend.os = original_os
-        backend.gas_estimator = original
         chain.revert(snap)
 
 
@@ -513,7 +492,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         t = self.tasks.get(tid)
         expected = self._live_error(tid)
         if expected is None:
-            promoted, _ = self._fill(t)
+            promoted = self._fill(t, apply=False)
             if caller.address != t.aggregator:
                 expected = "TaskRegistryNotAggregator"
             elif t.rounds and t.rounds[-1].stage != RoundStage.CLOSED:
@@ -527,11 +506,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                              "openRound")
         if receipt is None:
             return
-        t.active, looked_at = self._fill(t)
-        for device in t.waiting[:looked_at]:
-            active = device in t.active
-            t.members[device] = MemberStatus.ACTIVE if active else MemberStatus.ELIMINATED
-        del t.waiting[:looked_at]
+        self._fill(t, apply=True)
         index = len(t.rounds)
         (event,) = self.fs.tasks.events.RoundOpened().process_receipt(receipt.raw,
                                                                       errors=DISCARD)
@@ -550,19 +525,32 @@ class ProtocolMachine(RuleBasedStateMachine):
         t.last_progress = at
         STATS[f"round opened (n={len(t.active)}, k={p.verifiers_per_update})"] += 1
 
-    def _fill(self, t: TaskModel) -> tuple[list[str], int]:
-        """openRound's promotion of waiting devices, earliest first, into free slots:
-        revoked ones are dropped, at most MAX_PARTICIPANTS entries looked at. Returns the
-        active list it would make and how many waiting entries it consumes."""
-        active = list(t.active)
+    def _pop_waiting(self, waiting: list[str], members: dict[str, MemberStatus]) -> str | None:
+        """TaskSettlement._popWaiting: the earliest waiting device that is still active,
+        now Active; revoked ones are dropped (Eliminated) on the way; at most
+        MAX_PARTICIPANTS entries looked at. None when there is none."""
         looked_at = 0
-        while (len(active) < t.params.max_participants and looked_at < len(t.waiting)
-               and looked_at < MAX_PARTICIPANTS):
-            device = t.waiting[looked_at]
+        while waiting and looked_at < MAX_PARTICIPANTS:
+            candidate = waiting.pop(0)
             looked_at += 1
-            if self.device_active.get(device, False):
-                active.append(device)
-        return active, looked_at
+            active = self.device_active.get(candidate, False)
+            members[candidate] = MemberStatus.ACTIVE if active else MemberStatus.ELIMINATED
+            if active:
+                return candidate
+        return None
+
+    def _fill(self, t: TaskModel, apply: bool) -> list[str]:
+        """openRound's promotion of waiting devices into free slots; on a copy of the
+        model unless `apply`. Returns the active list it makes."""
+        waiting = t.waiting if apply else list(t.waiting)
+        members = t.members if apply else dict(t.members)
+        active = t.active if apply else list(t.active)
+        while len(active) < t.params.max_participants and waiting:
+            device = self._pop_waiting(waiting, members)
+            if device is None:
+                break
+            active.append(device)
+        return active
 
     def do_commit_update(self, tid: int, round_: int, device: Wallet, epsilon: int) -> None:
         t = self.tasks.get(tid)
@@ -774,16 +762,14 @@ class ProtocolMachine(RuleBasedStateMachine):
         if not force and not someone_waits and len(t.active) <= t.params.min_participants:
             return None
         index = t.active.index(device)
-        replacement = ZERO_ADDRESS
-        if someone_waits:
-            replacement = t.waiting.pop(0)
-            t.members[replacement] = MemberStatus.ACTIVE
+        replacement = self._pop_waiting(t.waiting, t.members) if someone_waits else None
+        if replacement is not None:
             t.active[index] = replacement
         else:
             t.active[index] = t.active[-1]
             t.active.pop()
         t.members[device] = MemberStatus.ELIMINATED
-        return (device, replacement)
+        return (device, replacement or ZERO_ADDRESS)
 
     def do_aggregate(self, tid: int, round_: int, caller: Wallet) -> None:
         t = self.tasks.get(tid)
