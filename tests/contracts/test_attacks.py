@@ -702,6 +702,9 @@ def test_revoked_waiting_device_never_replaces_an_eliminated_one(fs, world):
 
 @pytest.mark.parametrize("leaver", ["worst", "silent"])
 def test_nobody_leaves_for_a_queue_of_revoked_devices(fs, world, leaver):
+    """With only revoked devices waiting nobody can take the slot of the worst (or of a
+    silent participant): at minParticipants it stays, as when nobody waits, instead of
+    leaving with no replacement (found as a bug of the first _popWaiting fix)."""
     a, b, c = world.devices[:3]
     task_id = publish(fs, world, rounds=2, min_participants=2, max_participants=2)
     for device in (a, b, c):

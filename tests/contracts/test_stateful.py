@@ -729,18 +729,19 @@ class ProtocolMachine(RuleBasedStateMachine):
         eliminated = ZERO_ADDRESS
         removed = []
         if worst < n:
-            gone = self._eliminate(t, members[worst], force=False)
+            gone = self._eliminate(t, members[worst], force=False, only_if_replaced=False)
             if gone:
                 eliminated = members[worst]
                 removed.append(gone)
-        # Silent participants: a revoked one leaves; any other yields its slot when a
-        # device waits (so staying silent cannot dodge elimination).
+        # Silent participants: a revoked one leaves; any other yields its slot to a
+        # waiting (active) device, so staying silent cannot dodge elimination.
         for i, m in enumerate(members):
             if revealed[i]:
                 continue
             revoked = not self.device_active.get(m, False)
-            if revoked or t.waiting:
-                removed.append(self._eliminate(t, m, force=revoked))
+            gone = self._eliminate(t, m, force=revoked, only_if_replaced=True)
+            if gone:
+                removed.append(gone)
         assert final["args"]["eliminated"] == eliminated
         events = tasks_events.ParticipantEliminated().process_receipt(receipt.raw,
                                                                       errors=DISCARD)
@@ -757,12 +758,17 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert (info[0], info[8], info[16]) == (r.stage, sum(ok), paid)
         STATS[f"round finalised ({sum(ok)} accepted, {len(removed)} removed)"] += 1
 
-    def _eliminate(self, t: TaskModel, device: str, force: bool) -> tuple[str, str] | None:
-        someone_waits = bool(t.waiting)
-        if not force and not someone_waits and len(t.active) <= t.params.min_participants:
+    def _eliminate(self, t: TaskModel, device: str, force: bool,
+                   only_if_replaced: bool) -> tuple[str, str] | None:
+        """TaskSettlement._eliminate: the earliest still-active waiting device takes the
+        slot (revoked ones are dropped from the queue on the way, even when nobody is then
+        removed); without one, `device` stays unless `force`, or unless it may simply
+        leave (`only_if_replaced` false) without taking the task below its minimum."""
+        replacement = self._pop_waiting(t.waiting, t.members)
+        if replacement is None and not force and (
+                only_if_replaced or len(t.active) <= t.params.min_participants):
             return None
         index = t.active.index(device)
-        replacement = self._pop_waiting(t.waiting, t.members) if someone_waits else None
         if replacement is not None:
             t.active[index] = replacement
         else:
