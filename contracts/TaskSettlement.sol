@@ -130,7 +130,8 @@ abstract contract TaskSettlement is ITaskRegistry {
     }
 
     /// @dev Records every participant's quality and the accepted ones' rewards, in proportion to it.
-    /// Accepted: revealed, not the worst, quality > 0 and >= threshold. The rounding remainder
+    /// Accepted: revealed, not the worst, quality > 0, at least the task's minimum and no more than
+    /// its quality gap below the median quality of the round. The rounding remainder
     /// goes to the leader, so exactly the round's reward is paid whenever anyone is accepted.
     function _settle(
         uint256 taskId,
@@ -160,7 +161,11 @@ abstract contract TaskSettlement is ITaskRegistry {
         returns (uint256[] memory rewards, bool[] memory ok, uint256 count)
     {
         uint256 n = quality.length;
-        uint16 threshold = _params[taskId].minQuality;
+        uint256 threshold = _params[taskId].minQuality;
+        uint256 floor = _median(quality, revealed);
+        uint256 gap = _params[taskId].qualityGap;
+        floor = floor > gap ? floor - gap : 0;
+        if (floor > threshold) threshold = floor;
         ok = new bool[](n);
         uint256 qualitySum = 0;
         for (uint256 i; i < n; ++i) {
@@ -175,6 +180,16 @@ abstract contract TaskSettlement is ITaskRegistry {
         for (uint256 i; i < n; ++i) {
             if (ok[i]) rewards[i] = Math.mulDiv(reward, quality[i], qualitySum);
         }
+    }
+
+    /// @dev The median quality of the participants that revealed (0 when none).
+    function _median(uint16[] memory quality, bool[] memory revealed) private pure returns (uint256) {
+        uint16[] memory values = new uint16[](quality.length);
+        uint256 count = 0;
+        for (uint256 i; i < quality.length; ++i) {
+            if (revealed[i]) values[count++] = quality[i];
+        }
+        return Quality.median(values, count);
     }
 
     /// @dev Stores each participant's quality, acceptance and reward, and emits {QualityAssessed}.

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-participants", type=int, default=3)
     parser.add_argument("--max-participants", type=int, default=8)
     parser.add_argument("--min-quality", type=int, default=0, help="basis points")
+    parser.add_argument("--quality-gap", type=int, default=TaskPlan().quality_gap,
+                        help="basis points below the round's median quality an accepted "
+                        "update may score (10000 = no relative test)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial model")
     args = parser.parse_args(argv)
     try:
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                         min_participants=args.min_participants,
                         max_participants=args.max_participants,
                         min_quality=args.min_quality,
+                        quality_gap=args.quality_gap,
                         verifiers_per_update=args.verifiers_per_update,
                         allow_list=tuple(args.allow))
         wallet = load_wallet(args.keystore)

@@ -35,7 +35,9 @@ interface ITaskRegistry {
 
     /// @notice What a requester fixes when publishing a task.
     /// @dev Durations in seconds. `epsilonBudget` is in micro-ε (1e-6) at the task's δ.
-    /// `verifiersPerUpdate` 0 means every other participant verifies every update.
+    /// `verifiersPerUpdate` 0 means every other participant verifies every update. An update is
+    /// accepted only if its quality is at least `minQuality` and at most `qualityGap` basis points
+    /// below the round's median quality (10,000 turns the relative test off).
     struct TaskParams {
         bytes32 category;
         bytes32 modelHash;
@@ -50,6 +52,7 @@ interface ITaskRegistry {
         uint16 minParticipants;
         uint16 maxParticipants;
         uint16 minQuality;
+        uint16 qualityGap;
         uint16 verifiersPerUpdate;
     }
 

@@ -52,7 +52,8 @@ class TaskParams:
     """What a requester fixes when publishing a task (mirrors ITaskRegistry.TaskParams).
 
     Durations are seconds; `epsilon_budget` is micro-ε; `verifiers_per_update` 0 means every
-    other participant verifies every update."""
+    other participant verifies every update; `quality_gap` is how many basis points below the
+    round's median quality an accepted update may score (10,000: no relative test)."""
 
     category: bytes
     model_hash: bytes
@@ -67,6 +68,7 @@ class TaskParams:
     min_participants: int
     max_participants: int
     min_quality: int = 0
+    quality_gap: int = 10_000
     verifiers_per_update: int = 0
 
     @property

@@ -27,7 +27,8 @@ class TaskPlan:
     Phase durations are seconds: devices train and commit until T1, commit their scores
     until T2, reveal them until T3. `epsilon_budget` is the most ε (at δ = 1e-5) a device
     may spend in the task. `verifiers_per_update` 0 means every other participant
-    verifies every update. A non-empty `allow_list` (devices or owners) restricts who
+    verifies every update. An update is accepted only if its quality (basis points) is at
+    least `min_quality` and at most `quality_gap` below the round's median. A non-empty `allow_list` (devices or owners) restricts who
     may join."""
 
     category: str = "mnist-digits"
@@ -41,6 +42,7 @@ class TaskPlan:
     min_participants: int = 3
     max_participants: int = 8
     min_quality: int = 0
+    quality_gap: int = 10_000
     verifiers_per_update: int = 0
     allow_list: tuple[str, ...] = ()
 
@@ -58,6 +60,8 @@ class TaskPlan:
             )
         if not 0 <= self.min_quality <= 10_000:
             raise ConfigError(f"min_quality must be 0..10000 bp, got {self.min_quality}")
+        if not 0 <= self.quality_gap <= 10_000:
+            raise ConfigError(f"quality_gap must be 0..10000 bp, got {self.quality_gap}")
         if not self.epsilon_budget > 0:
             raise ConfigError(f"epsilon_budget must be > 0, got {self.epsilon_budget}")
         if self.verifiers_per_update < 0:
@@ -79,6 +83,7 @@ class TaskPlan:
             min_participants=self.min_participants,
             max_participants=self.max_participants,
             min_quality=self.min_quality,
+            quality_gap=self.quality_gap,
             verifiers_per_update=self.verifiers_per_update,
         )
 

@@ -33,6 +33,7 @@ from offchain.chain.contracts import (
 from offchain.chain.node import Receipt
 from offchain.chain.types import RoundInfo, RoundOutcome, RoundStage
 from offchain.errors import TransactionReverted
+from offchain.learning import poq
 from tests.conftest import ETHER, task_params
 
 __all__ = [
@@ -64,7 +65,6 @@ __all__ = [
     "gt",
     "h",
     "join_task",
-    "median",
     "open_round",
     "play_round",
     "publish_task",
@@ -231,7 +231,7 @@ class Assignment:
     offset: int
 
     def target(self, i: int, t: int) -> int:
-        return (i + 1 + (self.offset + t) % (self.n - 1)) % self.n
+        return poq.target(i, t, self.offset, self.n)
 
     def targets(self, i: int) -> list[int]:
         """Whom participant i scores, in score order."""
@@ -239,10 +239,7 @@ class Assignment:
 
     def verifiers(self, j: int) -> list[int]:
         """Who scores participant j: the t-th is the one whose t-th target is j."""
-        return [
-            (j + self.n - 1 - (self.offset + t) % (self.n - 1)) % self.n
-            for t in range(self.size)
-        ]
+        return [poq.verifier(j, t, self.offset, self.n) for t in range(self.size)]
 
     def row(self, i: int, full_row: Sequence[int]) -> list[int]:
         """Participant i's revealed scores from its full row of n scores."""
@@ -439,14 +436,6 @@ def play_round(
 # ---------------------------------------------------------------- model of proof of quality
 
 
-def median(values: Sequence[int]) -> int:
-    if not values:
-        return 0
-    v = sorted(values)
-    mid = len(v) // 2
-    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) // 2
-
-
 @dataclass(frozen=True)
 class RoundModel:
     quality: list[int]
@@ -466,39 +455,19 @@ def expected_round(
     reward: int,
     min_quality: int = 0,
     *,
+    quality_gap: int = poq.MAX_SCORE,
     assignment: Assignment | None = None,
 ) -> RoundModel:
-    """What the documented rules give for `n` participants where participant i (an
-    index) revealed the full row ``rows[i]`` (only participants that revealed are keys).
-
-    Quality of j: median of the scores j received from its assigned verifiers that
-    revealed (everyone else by default); 0 for non-revealers. Leader: best (first on
-    ties); worst: lowest (last on ties), only among two or more revealers. Accepted:
-    revealed, not the worst, quality > 0 and >= threshold. Rewards floor(reward * q / Q),
-    remainder to the leader.
-    """
+    """What the documented rules (`offchain.learning.poq`) give for `n` participants
+    where participant i (an index) revealed the full row ``rows[i]`` (only participants
+    that revealed are keys); the assignment is everyone scoring everyone by default."""
     assignment = assignment or Assignment(n, n - 1, 0)
-    revealed = sorted(rows)
-    quality = [0] * n
-    for j in revealed:
-        quality[j] = median([rows[i][j] for i in assignment.verifiers(j) if i in rows])
-    leader = worst = None
-    for i in revealed:
-        if leader is None or quality[i] > quality[leader]:
-            leader = i
-        if worst is None or quality[i] <= quality[worst]:
-            worst = i
-    if len(revealed) < 2:
-        worst = None
-    accepted = [
-        i in rows and i != worst and quality[i] > 0 and quality[i] >= min_quality
-        for i in range(n)
-    ]
-    total = sum(q for q, ok in zip(quality, accepted) if ok)
-    rewards = [reward * quality[i] // total if accepted[i] else 0 for i in range(n)]
-    if any(accepted):
-        rewards[leader] += reward - sum(rewards)
-    return RoundModel(quality, leader, worst, accepted, rewards)
+    settled = poq.settle(
+        [assignment.row(i, rows[i]) if i in rows else None for i in range(n)],
+        k=assignment.size, offset=assignment.offset, min_quality=min_quality,
+        quality_gap=quality_gap)
+    return RoundModel(list(settled.quality), settled.leader, settled.worst,
+                      list(settled.accepted), settled.rewards(reward))
 
 
 # ---------------------------------------------------------------- solvency

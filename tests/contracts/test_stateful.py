@@ -63,6 +63,7 @@ from offchain.chain.contracts import Fedshare, deploy, score_commitment
 from offchain.chain.node import Chain, Receipt
 from offchain.chain.types import MemberStatus, RoundStage, TaskParams, TaskStatus
 from offchain.errors import TransactionReverted
+from offchain.learning import poq
 
 ETHER = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -190,26 +191,6 @@ def env(chain: Chain):
 # ---------------------------------------------------------------- the model
 
 
-def assignment_size(n: int, k: int) -> int:
-    if n < 2:
-        return 0
-    return n - 1 if k == 0 or k >= n - 1 else k
-
-
-def target(i: int, t: int, offset: int, n: int) -> int:
-    return (i + 1 + (offset + t) % (n - 1)) % n
-
-
-def median(values: list[int]) -> int:
-    if not values:
-        return 0
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    return (ordered[mid - 1] + ordered[mid]) // 2
-
-
 @dataclass
 class RoundModel:
     stage: RoundStage
@@ -234,7 +215,7 @@ class RoundModel:
     def targets(self, device: str) -> list[str]:
         n = len(self.members)
         i = self.members.index(device)
-        return [self.members[target(i, t, self.offset, n)] for t in range(self.size)]
+        return [self.members[j] for j in poq.targets(i, n, self.size, self.offset)]
 
 
 @dataclass
@@ -294,6 +275,7 @@ def _params_strategy() -> st.SearchStrategy[TaskParams]:
             min_participants=min_p,
             max_participants=draw(st.integers(min_p, 5)),
             min_quality=draw(st.sampled_from([0, 0, 3_000, 6_000])),
+            quality_gap=draw(st.sampled_from([10_000, 10_000, 0, 1_500])),
             verifiers_per_update=draw(st.sampled_from([0, 2])),
         )
 
@@ -516,7 +498,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         commit = at + p.train_duration
         round_ = RoundModel(RoundStage.OPEN, at, commit, commit + p.verify_duration,
                             commit + p.verify_duration + p.reveal_duration, list(t.active),
-                            assignment_size(len(t.active), p.verifiers_per_update), info[10])
+                            poq.assignment_size(len(t.active), p.verifiers_per_update), info[10])
         assert (info[0], info[1], info[2], info[3], info[4], info[9]) == (
             RoundStage.OPEN, round_.commit_deadline, round_.verify_deadline,
             round_.reveal_deadline, len(t.active), round_.size)
@@ -665,33 +647,15 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert t.active == members, "the active set does not change during a round"
         n = len(members)
         revealed = [m in r.revealed for m in members]
-        column: dict[str, list[int]] = {m: [] for m in members}
-        for verifier, scores in r.revealed.items():
-            for target_, score in zip(r.targets(verifier), scores):
-                column[target_].append(score)
-        quality = [median(column[m]) if revealed[i] else 0 for i, m in enumerate(members)]
-        leader = worst = n
-        eligible = 0
-        for i in range(n):
-            if not revealed[i]:
-                continue
-            eligible += 1
-            if leader == n or quality[i] > quality[leader]:
-                leader = i
-            if worst == n or quality[i] <= quality[worst]:
-                worst = i
-        if eligible < 2:
-            worst = n
-        threshold = t.params.min_quality
-        ok = [revealed[i] and i != worst and quality[i] > 0 and quality[i] >= threshold
-              for i in range(n)]
-        total = sum(q for q, good in zip(quality, ok) if good)
+        settled = poq.settle([r.revealed.get(m) for m in members], k=t.params.verifiers_per_update,
+                             offset=r.offset, min_quality=t.params.min_quality,
+                             quality_gap=t.params.quality_gap)
+        quality, ok = list(settled.quality), list(settled.accepted)
+        leader = n if settled.leader is None else settled.leader
+        worst = n if settled.worst is None else settled.worst
         reward = t.params.reward_per_round
-        rewards = [reward * quality[i] // total if ok[i] else 0 for i in range(n)]
-        paid = 0
-        if any(ok):
-            rewards[leader] += reward - sum(rewards)
-            paid = reward
+        rewards = settled.rewards(reward)
+        paid = reward if any(ok) else 0
 
         tasks_events = self.fs.tasks.events
         assessed = tasks_events.QualityAssessed().process_receipt(receipt.raw, errors=DISCARD)

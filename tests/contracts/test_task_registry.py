@@ -1663,6 +1663,28 @@ def test_participants_below_min_quality_get_nothing(fs, actors, threshold, accep
     assert outcome.eliminated == devices[3].address  # the worst still leaves
 
 
+@pytest.mark.parametrize(
+    "gap, min_quality, accepted",
+    [(10_000, 0, [0, 1, 2]), (3000, 0, [0, 1, 2]), (1000, 0, [0, 1, 2]),
+     (750, 0, [0, 1, 2]), (749, 0, [0, 1]), (0, 0, [0, 1]), (5000, 8000, [0]),
+     (0, 9001, [])],
+)
+def test_quality_gap_rejects_updates_far_below_the_rounds_median(
+    fs, actors, gap, min_quality, accepted
+):
+    # Qualities 9000, 7500, 6000, 2500: the median is (6000 + 7500) // 2 = 6750, so the
+    # threshold is max(min_quality, 6750 - gap); the worst (2500) never gets in.
+    task_id, devices, outcome = _finalize_matrix(
+        fs, actors, 4, SPREAD, min_quality=min_quality, quality_gap=gap
+    )
+    assert fs.task_params(task_id).quality_gap == gap
+    assert outcome.accepted == tuple(devices[i].address for i in accepted)
+    model = expected_round(4, SPREAD, ETHER, min_quality, quality_gap=gap)
+    assert [i for i, ok in enumerate(model.accepted) if ok] == accepted
+    for i, device in enumerate(devices):
+        assert outcome.rewards.get(device.address, 0) == model.rewards[i]
+
+
 def test_participant_that_committed_scores_but_did_not_reveal_gets_nothing(fs, actors):
     rows = {
         0: [0, 8000, 9000, 7000],
