@@ -151,7 +151,7 @@ def run_task(config: RunConfig, progress: Progress = _quiet, *,
     devices = [
         Device(fs, w, store, mailbox, data=split.devices[i], spec=config.model,
                dp=config.dp, packing=packing, paillier_key=public_key,
-               seed=config.seed * 10_000 + i)
+               seed=config.seed * 10_000 + i, state_dir=run_dir / "privacy")
         for i, w in enumerate(devices_w)
     ]
     by_address = {d.address: d for d in devices}

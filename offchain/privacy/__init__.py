@@ -11,15 +11,17 @@ from offchain.privacy.dp import (
     task_epsilon,
     train_local,
 )
+from offchain.privacy.ledger import AccountantStore
 
 __all__ = [
     "DEFAULT_DELTA",
+    "AccountantStore",
     "DPConfig",
     "DPDisabledWarning",
     "LocalUpdate",
     "PrivacyAccountant",
     "default_config",
-    "task_epsilon",
     "steps_per_epoch",
+    "task_epsilon",
     "train_local",
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from offchain.chain.accounts import Wallet
-from offchain.chain.contracts import Fedshare
+from offchain.chain.contracts import Fedshare, score_commitment
+from offchain.chain.types import EPSILON_UNIT, MemberStatus, epsilon_to_chain
 from offchain.crypto import PackingSpec, PublicKey, encrypt_vector, seal, unseal
-from offchain.chain.contracts import score_commitment
-from offchain.chain.types import EPSILON_UNIT, epsilon_to_chain
 from offchain.errors import ConfigError, FedshareError, PrivacyBudgetExceeded
 from offchain.learning.data import DeviceData
 from offchain.learning.evaluate import score_update
@@ -20,7 +20,7 @@ from offchain.learning.model import (
     encode_vector,
     num_parameters,
 )
-from offchain.privacy import DPConfig, PrivacyAccountant, train_local
+from offchain.privacy import AccountantStore, DPConfig, PrivacyAccountant, train_local
 from offchain.roles.common import load_model, require_task_key
 from offchain.storage import BlobStore
 from offchain.storage.mailbox import Mailbox
@@ -44,11 +44,17 @@ class DeviceRound:
 
 
 class Device:
-    """One IoT device: its micro-wallet, private data and privacy accountant."""
+    """One IoT device: its micro-wallet, private data and privacy accountant.
+
+    With a `state_dir`, the accountant of each task is kept on disk there (see
+    :class:`~offchain.privacy.AccountantStore`): a device restarted with the same
+    wallet and `state_dir` goes on from the ε it had already spent instead of from 0.
+    Raises ConfigError when `packing` cannot hold updates clipped to the DP
+    config's update bound."""
 
     def __init__(self, fs: Fedshare, wallet: Wallet, store: BlobStore, mailbox: Mailbox,
                  *, data: DeviceData, spec: ModelSpec, dp: DPConfig, packing: PackingSpec,
-                 paillier_key: PublicKey, seed: int) -> None:
+                 paillier_key: PublicKey, seed: int, state_dir: Path | None = None) -> None:
         if packing.bound < dp.update_bound:
             raise ConfigError(
                 f"updates are clipped to ±{dp.update_bound} but packing only holds "
@@ -65,6 +71,8 @@ class Device:
         self.paillier_key = paillier_key
         self.seed = seed
         self.accountant = PrivacyAccountant.for_config(dp)
+        self.accountant_store = AccountantStore(state_dir) if state_dir is not None else None
+        self._task_id: int | None = None
         self._sealed_scores: dict[tuple[int, int], tuple[list[int], bytes]] = {}
 
     @property
@@ -78,11 +86,49 @@ class Device:
 
     def join(self, task_id: int) -> None:
         """Joins the task (as participant, or on the waiting list) after checking its
-        Paillier key; the task's ε budget becomes this device's budget."""
+        Paillier key; the task's ε budget becomes this device's budget.
+
+        With a state directory, the ε already spent in the task is loaded from it.
+        Joining is idempotent: a device that is already a member of the task (say,
+        restarted) sends no transaction and just picks its state up, like
+        :meth:`resume`. Raises KeyMismatchError when the task names another Paillier
+        key; PrivacyError when the stored accountant is unreadable or does not match
+        the DP config and the task's budget; ChainError when joining fails."""
+        self._load_accountant(task_id)
+        status = self.fs.member_status(task_id, self.address)
+        if status is MemberStatus.NONE:
+            self.fs.join(self.wallet, task_id)
+        else:
+            log.info("task %s: %s is already a member (%s), not joining again",
+                     task_id, self.address, status.name.lower())
+
+    def resume(self, task_id: int) -> None:
+        """Picks a task this device is already a member of up again after a restart,
+        sending no transaction: checks the task's Paillier key and loads the ε spent
+        so far from the state directory (a fresh accountant without one).
+
+        Raises ConfigError when this device is not a member of the task (join it);
+        KeyMismatchError and PrivacyError as :meth:`join` does."""
+        status = self.fs.member_status(task_id, self.address)
+        if status is MemberStatus.NONE:
+            raise ConfigError(
+                f"{self.address} is not a member of task {task_id}: join it first"
+            )
+        self._load_accountant(task_id)
+
+    def _load_accountant(self, task_id: int) -> None:
         require_task_key(self.fs, task_id, self.paillier_key, "device")
         budget = self.fs.task_params(task_id).epsilon_budget / EPSILON_UNIT
-        self.accountant = PrivacyAccountant.for_config(self.dp, budget=budget)
-        self.fs.join(self.wallet, task_id)
+        if self.accountant_store is None:
+            self.accountant = PrivacyAccountant.for_config(self.dp, budget=budget)
+        else:
+            self.accountant = self.accountant_store.load_or_create(
+                task_id, self.address, delta=self.dp.delta, budget=budget)
+            if self.accountant.steps:
+                log.info("task %s: %s resumes at ε=%.4f after %d DP-SGD steps",
+                         task_id, self.address, self.accountant.epsilon,
+                         self.accountant.steps)
+        self._task_id = task_id
 
     def train_and_commit(self, task_id: int, round_: int) -> DeviceRound | None:
         """Train phase: trains on the round's global model with DP-SGD, encrypts the
@@ -90,9 +136,19 @@ class Device:
         that verify it, and commits the blob's hash and the ε spent so far.
 
         Returns None, committing nothing, when another round would exceed the task's ε
-        budget: the device stops contributing."""
+        budget: the device stops contributing. With a state directory, the accountant
+        is saved after training and before anything is sent, so the ε spent is on disk
+        even if the commit fails (or training fails after taking steps).
+        Raises ConfigError unless this device joined (or resumed) `task_id` last;
+        PrivacyError when training fails or the accountant cannot be saved."""
+        if self._task_id != task_id:
+            raise ConfigError(
+                f"{self.address} holds the privacy accountant of task {self._task_id}, "
+                f"not of task {task_id}: join or resume task {task_id} first"
+            )
         info = self.fs.round_info(task_id, round_)
         global_vec = load_model(self.store, info.global_model_hash, self.spec)
+        steps_before = self.accountant.steps
         try:
             update = train_local(self.spec, global_vec, self.data.train, self.dp,
                                  self.accountant, seed=self.seed * 1_000 + round_)
@@ -100,6 +156,9 @@ class Device:
             log.warning("task %s round %s: %s stops contributing: %s",
                         task_id, round_, self.address, exc)
             return None
+        finally:
+            if self.accountant_store is not None and self.accountant.steps != steps_before:
+                self.accountant_store.save(task_id, self.address, self.accountant)
         blob = encrypt_vector(self.paillier_key, update.delta, self.packing).to_bytes()
         update_hash = self.store.put(blob)
         plain = encode_vector(update.delta)
