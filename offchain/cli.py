@@ -232,6 +232,63 @@ def compile(force: bool = typer.Option(False, help="Rebuild even if cached.")) -
         console.print(f"{name}: {len(artifact.bytecode) // 2 - 1:,} bytes")
 
 
+EXPERIMENTS = ("dp", "attacks", "noniid", "regression", "chain")
+
+
+@app.command()
+def experiment(
+    suites: list[str] = typer.Argument(
+        ..., help=f"Suites to run: {', '.join(EXPERIMENTS)} (or 'all'). dp: accuracy "
+        "per round for 10/30/50 nodes, no DP vs ε = 10; attacks: 50 nodes with 5 and 10 "
+        "attackers of each kind, PoQ vs FedAvg/median/trimmed mean/Krum; noniid: the same "
+        "at Dirichlet α = 0.5 and 0.1; regression: Auto-MPG; chain: rows of dp and "
+        "attacks through the contracts on the embedded chain."),
+    quick: bool = typer.Option(False, help="Tiny runs (a few nodes and rounds) that only "
+                               "check the code paths."),
+    jobs: int = typer.Option(2, help="Runs in parallel (one process and one torch thread "
+                             "each)."),
+    fresh: bool = typer.Option(False, help="Recompute runs whose results are cached."),
+    seed: int = typer.Option(0, help="Seed of splits, attackers, models and noise."),
+    out: Path = typer.Option(Path("benchmarks/results/experiments"),
+                             help="Where tables (markdown), plots (PNG) and the run "
+                             "cache go."),
+) -> None:
+    """Run experiment suites and write their tables and plots."""
+    from offchain.experiments.report import write_report
+    from offchain.experiments.run import run_scenarios
+    from offchain.experiments.simulate import Scenario
+    from offchain.experiments.suites import scenarios
+
+    names = list(EXPERIMENTS) if suites == ["all"] else suites
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        _fail(ConfigError(f"unknown suite {unknown[0]!r}; choose from "
+                          f"{', '.join(EXPERIMENTS)} or all"))
+    target = out / "quick" if quick else out
+    for name in names:
+        try:
+            if name == "chain":
+                from offchain.experiments.chain import run_chain_rows
+
+                path = run_chain_rows(target, quick=quick, seed=seed,
+                                      progress=lambda line: console.print(line, markup=False))
+            else:
+                todo = scenarios(name, quick=quick, seed=seed)
+                console.print(f"[bold]{name}[/]: {len(todo)} runs")
+
+                def tick(result, done, total):
+                    label = Scenario(**result.scenario).label
+                    console.print(f"  {done}/{total} {label}: {result.final:.4f} "
+                                  f"({result.seconds:.0f} s)", markup=False)
+
+                results = run_scenarios(todo, target / "runs" / name, jobs=jobs,
+                                        fresh=fresh, progress=tick)
+                path = write_report(name, results, target)
+        except FedshareError as exc:
+            _fail(exc)
+        console.print(f"wrote {path}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

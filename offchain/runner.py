@@ -82,6 +82,7 @@ class RoundRecord:
     gas_per_participant: int  # commitUpdate + commitScores + revealScores, mean
     gas_finalize: int
     seconds: float
+    accepted_devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,12 @@ def _quiet(kind: str, data: dict[str, Any]) -> None:
 
 
 def run_task(config: RunConfig, progress: Progress = _quiet, *,
-             chain: Chain | None = None) -> RunReport:
+             chain: Chain | None = None,
+             device_factory: Callable[[int], Callable[..., Device]] | None = None,
+             ) -> RunReport:
     """Runs one task end to end on `chain`, or else on a new embedded chain (or the
-    node at `config.rpc_url`)."""
+    node at `config.rpc_url`). `device_factory(i)` gives the class (or a factory with
+    its signature) of device i; experiments use it to plant attackers. Default: Device."""
     started = time.perf_counter()
     run_dir = config.home / "runs" / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -148,10 +152,11 @@ def run_task(config: RunConfig, progress: Progress = _quiet, *,
                           public_key=public_key, private_key=private_key)
     aggregator = Aggregator(fs, aggregator_w, store, public_key=public_key)
     owners = [Owner(fs, w) for w in owners_w]
+    make = device_factory or (lambda i: Device)
     devices = [
-        Device(fs, w, store, mailbox, data=split.devices[i], spec=config.model,
-               dp=config.dp, packing=packing, paillier_key=public_key,
-               seed=config.seed * 10_000 + i, state_dir=run_dir / "privacy")
+        make(i)(fs, w, store, mailbox, data=split.devices[i], spec=config.model,
+                dp=config.dp, packing=packing, paillier_key=public_key,
+                seed=config.seed * 10_000 + i, state_dir=run_dir / "privacy")
         for i, w in enumerate(devices_w)
     ]
     by_address = {d.address: d for d in devices}
@@ -210,6 +215,7 @@ def run_task(config: RunConfig, progress: Progress = _quiet, *,
             gas_per_participant=gas // max(1, len(committed)),
             gas_finalize=outcome.gas_used,
             seconds=time.perf_counter() - round_started,
+            accepted_devices=tuple(labels.get(a, a) for a in outcome.accepted),
         )
         records.append(record)
         progress("round_done", {"record": record})

@@ -1,4 +1,4 @@
-"""Datasets for federated training: MNIST loading and an IID split over devices.
+"""Datasets for federated training: MNIST and Auto-MPG loading and an IID split.
 
 Everything here is numpy only; the arrays inside an :class:`ArrayDataset` are
 read-only so a dataset can be shared freely between simulated devices.
@@ -14,11 +14,15 @@ import numpy as np
 from offchain.errors import LearningError
 
 __all__ = [
+    "AUTOMPG_FEATURES",
     "ArrayDataset",
     "DeviceData",
     "FederatedSplit",
     "MIN_TRAIN_PER_DEVICE",
     "MIN_VALIDATION_PER_DEVICE",
+    "REGRESSION_STRATA",
+    "label_groups",
+    "load_autompg",
     "load_mnist",
     "split_iid",
 ]
@@ -28,6 +32,9 @@ MIN_TRAIN_PER_DEVICE = 10
 
 MIN_VALIDATION_PER_DEVICE = 1
 """Fewest validation samples :func:`split_iid` gives a device."""
+
+REGRESSION_STRATA = 10
+"""Quantile bins of the target that :func:`split_iid` stratifies regression data by."""
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -40,11 +47,15 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ArrayDataset:
-    """Features ``x`` (float32, shape [n, d]) and labels ``y`` (int64, shape [n]).
+    """Features ``x`` (float32, shape [n, d]) and targets ``y`` (shape [n]).
 
-    ``x`` may be given in any real dtype and is converted to float32; ``y`` must
-    hold non-negative integers. Both are stored read-only.
-    Raises LearningError for wrong shapes, dtypes, lengths or non-finite features.
+    ``x`` may be given in any real dtype and is converted to float32. ``y``
+    decides the task: integer ``y`` holds class labels (non-negative, stored as
+    int64); floating-point ``y`` (even an empty one) holds real-valued
+    regression targets (finite, stored as float32; see :attr:`regression`).
+    Both are stored read-only.
+    Raises LearningError for wrong shapes, dtypes or lengths, non-finite
+    features or targets, or negative labels.
     """
 
     x: np.ndarray
@@ -63,14 +74,26 @@ class ArrayDataset:
             )
         if x.dtype.kind not in "fiu":
             raise LearningError(f"x must be numeric, got dtype {x.dtype}")
-        if y.size and not np.issubdtype(y.dtype, np.integer):
-            raise LearningError(f"y must hold integers, got dtype {y.dtype}")
-        x = x.astype(np.float32, copy=False)
-        y = y.astype(np.int64, copy=False)
+        regression = y.dtype.kind == "f"
+        if y.size and not regression and not np.issubdtype(y.dtype, np.integer):
+            raise LearningError(
+                f"y must hold integers (class labels) or floats (regression "
+                f"targets), got dtype {y.dtype}"
+            )
+        with np.errstate(over="ignore"):  # overflow to inf is reported below
+            x = x.astype(np.float32, copy=False)
+            y = y.astype(np.float32 if regression else np.int64, copy=False)
         if not np.all(np.isfinite(x)):
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise LearningError(f"x holds {bad} non-finite values")
-        if y.size and int(y.min()) < 0:
+        if regression:
+            if not np.all(np.isfinite(y)):
+                bad = int(np.count_nonzero(~np.isfinite(y)))
+                raise LearningError(
+                    f"y holds {bad} non-finite regression targets (after "
+                    "conversion to float32)"
+                )
+        elif y.size and int(y.min()) < 0:
             raise LearningError(f"labels must be >= 0, got minimum {int(y.min())}")
         object.__setattr__(self, "x", _frozen(x))
         object.__setattr__(self, "y", _frozen(y))
@@ -82,6 +105,11 @@ class ArrayDataset:
     def features(self) -> int:
         """Number of features per sample (``d``)."""
         return int(self.x.shape[1])
+
+    @property
+    def regression(self) -> bool:
+        """True when ``y`` holds real-valued regression targets (float32)."""
+        return self.y.dtype.kind == "f"
 
     def subset(self, indices: np.ndarray) -> ArrayDataset:
         """Return the samples at ``indices`` (in that order) as a new dataset.
@@ -128,15 +156,102 @@ def load_mnist() -> ArrayDataset:
     return ArrayDataset(x=x, y=np.asarray(y, dtype=np.int64))
 
 
-def _stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Order samples so that every contiguous window is close to class-balanced.
+# Auto-MPG feature scaling. Every divisor is a fixed, public bound on the
+# physical quantity for 1970-82 passenger cars (not a statistic of the data),
+# so scaling leaks nothing about any device's samples and every party scales
+# identically. They map the bundled table into [0, 1].
+_AUTOMPG_SCALES = (
+    ("cylinders", 0.0, 8.0),  # at most 8 cylinders (V8)
+    ("displacement", 0.0, 500.0),  # engine displacement in cubic inches
+    ("horsepower", 0.0, 250.0),  # horsepower
+    ("weight", 0.0, 6000.0),  # curb weight in lb (heaviest car here: 5,140 lb)
+    ("acceleration", 0.0, 25.0),  # seconds from 0 to 60 mph
+    ("model_year", 70.0, 12.0),  # model years 1970-1982, as (year - 70) / 12
+)
+_AUTOMPG_ORIGINS = (1, 2, 3)  # 1 = USA, 2 = Europe, 3 = Japan (one-hot)
 
-    Each class's samples are shuffled and spread evenly over [0, 1) with random
-    jitter; sorting by that key interleaves the classes.
+AUTOMPG_FEATURES = tuple(name for name, _, _ in _AUTOMPG_SCALES) + tuple(
+    f"origin_{code}" for code in _AUTOMPG_ORIGINS
+)
+"""Names of the 9 Auto-MPG feature columns returned by :func:`load_autompg`."""
+
+
+@functools.lru_cache(maxsize=1)
+def load_autompg() -> ArrayDataset:
+    """Return the 392 Auto-MPG cars bundled with mlxtend as a regression dataset.
+
+    Features (in :data:`AUTOMPG_FEATURES` order): cylinders / 8, displacement /
+    500 cu in, horsepower / 250, weight / 6000 lb, acceleration / 25 s,
+    (model year - 70) / 12, and origin one-hot (USA, Europe, Japan) -- 9
+    columns in [0, 1], scaled by fixed public constants rather than data
+    statistics. The car-name column (all NaN in mlxtend's table) is dropped.
+    Targets are fuel economy in miles per gallon (float32, unscaled).
+    The result is cached in-process (its arrays are read-only).
+    Raises LearningError if mlxtend is missing or returns data of an unexpected
+    shape, non-finite values or an unknown origin code.
     """
+    try:
+        from mlxtend.data import autompg_data
+    except ImportError as exc:  # pragma: no cover - dependency is pinned
+        raise LearningError(f"mlxtend is not installed: {exc}") from exc
+    raw_x, raw_y = autompg_data()
+    raw_x = np.asarray(raw_x, dtype=np.float64)
+    raw_y = np.asarray(raw_y, dtype=np.float64)
+    columns = len(_AUTOMPG_SCALES) + 2  # + origin + car name
+    rows = raw_x.shape[0] if raw_x.ndim == 2 else -1
+    if raw_x.ndim != 2 or raw_x.shape[1] != columns or raw_y.shape != (rows,):
+        raise LearningError(
+            f"autompg_data returned X {raw_x.shape} and y {raw_y.shape}; expected "
+            f"X [n, {columns}] and y [n]"
+        )
+    numeric = raw_x[:, : columns - 1]
+    if not np.all(np.isfinite(numeric)):
+        raise LearningError(
+            f"autompg_data returned {int(np.count_nonzero(~np.isfinite(numeric)))} "
+            "non-finite feature values"
+        )
+    origin = numeric[:, -1]
+    unknown = sorted(set(origin.tolist()) - set(_AUTOMPG_ORIGINS))
+    if unknown:
+        raise LearningError(f"autompg_data has unknown origin codes {unknown}")
+    scaled = [
+        (numeric[:, i] - low) / scale
+        for i, (_, low, scale) in enumerate(_AUTOMPG_SCALES)
+    ]
+    one_hot = [(origin == code).astype(np.float64) for code in _AUTOMPG_ORIGINS]
+    x = np.stack(scaled + one_hot, axis=1)
+    return ArrayDataset(x=x, y=raw_y.astype(np.float32))
+
+
+def label_groups(y: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Group id per sample, as splits balance or skew them: the label itself, or the
+    target's quantile bin among ``reference`` (default ``y``).
+
+    Real-valued targets are binned at their ``REGRESSION_STRATA`` quantiles
+    (ties share a bin, so heavily tied targets may give fewer bins). Raises nothing.
+    """
+    if y.dtype.kind != "f":
+        return y
+    base = y if reference is None else reference
+    bins = min(REGRESSION_STRATA, len(base))
+    if bins < 2:
+        return np.zeros(len(y), dtype=np.int64)
+    edges = np.quantile(base.astype(np.float64), np.arange(1, bins) / bins)
+    return np.searchsorted(edges, y, side="right").astype(np.int64)
+
+
+def _stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Order samples so that every contiguous window is close to balanced.
+
+    Samples are grouped by class label, or for regression targets by quantile
+    bin of the target (:func:`label_groups`). Each group's samples are shuffled and
+    spread evenly over [0, 1) with random jitter; sorting by that key
+    interleaves the groups.
+    """
+    groups = label_groups(y)
     keys = np.empty(len(y), dtype=np.float64)
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
+    for label in np.unique(groups):
+        members = np.flatnonzero(groups == label)
         members = rng.permutation(members)
         keys[members] = (np.arange(len(members)) + rng.random(len(members))) / len(
             members
@@ -158,9 +273,12 @@ def split_iid(
     into ``n_devices`` shares of ``(n - n_test) // n_devices`` samples (the few
     left over join the test set). Each share keeps
     ``round(validation_fraction * share)`` samples as its validation slice.
-    Every part is approximately stratified by label and the result depends only
-    on ``seed``. With the 5,000 MNIST digits and 10 devices: 1,000 test, and per
-    device 320 train + 80 validation.
+    Every part is approximately stratified by label (for regression data: by
+    ``REGRESSION_STRATA`` quantile bins of the target, so every part gets a
+    spread of targets) and the result depends only on ``seed``. With the 5,000
+    MNIST digits and 10 devices: 1,000 test, and per device 320 train + 80
+    validation; with the 392 Auto-MPG cars and 10 devices: 82 test, and per
+    device 25 train + 6 validation.
     Raises LearningError for bad fractions or device counts, or if a device
     would get fewer than MIN_TRAIN_PER_DEVICE training or
     MIN_VALIDATION_PER_DEVICE validation samples.

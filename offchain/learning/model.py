@@ -39,7 +39,7 @@ __all__ = [
     "seeded_torch",
 ]
 
-MODEL_NAMES = ("mlp", "logreg")
+MODEL_NAMES = ("mlp", "logreg", "linreg")
 ACTIVATIONS = ("tanh", "relu")
 MAX_PARAMETERS = 50_000
 """Hard ceiling on parameters: every one of them is encrypted each round."""
@@ -50,15 +50,17 @@ class ModelSpec:
     """Architecture of the shared model.
 
     ``name`` is ``"logreg"`` (multinomial logistic regression; ``hidden`` and
-    ``activation`` are ignored) or ``"mlp"`` (one hidden layer of ``hidden``
-    units with ``activation``). ``pool`` > 1 average-pools the square
-    ``input_dim`` image in ``pool`` x ``pool`` blocks before the first layer
-    (no parameters). The default, logistic regression on the 2x2-pooled 14x14
+    ``activation`` are ignored), ``"mlp"`` (one hidden layer of ``hidden``
+    units with ``activation``) or ``"linreg"`` (linear regression with one
+    real-valued output; ``hidden``, ``activation`` and ``classes`` are ignored,
+    ``pool`` must be 1; see :attr:`regression`). ``pool`` > 1 average-pools the
+    square ``input_dim`` image in ``pool`` x ``pool`` blocks before the first
+    layer (no parameters). The default, logistic regression on the 2x2-pooled 14x14
     image (1,970 parameters), was the most accurate model measured under DP-FedAvg
     on the 5,000 MNIST digits at ε ≈ 8 (MLPs of 6.6k-26k parameters were ~1 point
     worse and cost up to 13x more encryption).
-    Raises LearningError for invalid fields or more than MAX_PARAMETERS
-    parameters.
+    Raises LearningError for invalid fields (including ``pool`` other than 1
+    for ``"linreg"``) or more than MAX_PARAMETERS parameters.
     """
 
     name: str = "logreg"
@@ -79,7 +81,12 @@ class ModelSpec:
                 raise LearningError(
                     f"{field_name} must be a positive int, got {value!r}"
                 )
-        if self.classes < 2:
+        if self.name == "linreg":
+            if self.pool != 1:
+                raise LearningError(
+                    f"linreg takes no image pooling: pool must be 1, got {self.pool}"
+                )
+        elif self.classes < 2:
             raise LearningError(f"classes must be >= 2, got {self.classes}")
         if self.activation not in ACTIVATIONS:
             raise LearningError(
@@ -99,6 +106,11 @@ class ModelSpec:
             )
 
     @property
+    def regression(self) -> bool:
+        """True for a regression model (``"linreg"``: one real-valued output)."""
+        return self.name == "linreg"
+
+    @property
     def features(self) -> int:
         """Inputs to the first linear layer (after pooling)."""
         if self.pool == 1:
@@ -109,6 +121,8 @@ class ModelSpec:
     def describe(self) -> str:
         """Canonical one-line description; equal strings mean equal architectures."""
         pool = f",pool={self.pool}" if self.pool > 1 else ""
+        if self.name == "linreg":
+            return f"linreg(in={self.input_dim})"
         if self.name == "logreg":
             return f"logreg(in={self.input_dim}{pool},classes={self.classes})"
         return (
@@ -140,13 +154,16 @@ class _AvgPoolImage(nn.Module):
 def build_model(spec: ModelSpec) -> nn.Module:
     """Build a freshly initialised torch model for ``spec`` (Opacus-compatible).
 
-    Uses torch's global RNG for the initial weights (see :func:`initial_vector`
-    for a seeded vector). Raises nothing for a valid spec.
+    Classifiers output ``[n, classes]`` logits; ``"linreg"`` outputs
+    ``[n, 1]`` predictions. Uses torch's global RNG for the initial weights (see
+    :func:`initial_vector` for a seeded vector). Raises nothing for a valid spec.
     """
     layers: list[nn.Module] = []
     if spec.pool > 1:
         layers.append(_AvgPoolImage(math.isqrt(spec.input_dim), spec.pool))
-    if spec.name == "logreg":
+    if spec.name == "linreg":
+        layers.append(nn.Linear(spec.features, 1))
+    elif spec.name == "logreg":
         layers.append(nn.Linear(spec.features, spec.classes))
     else:
         act: nn.Module = nn.Tanh() if spec.activation == "tanh" else nn.ReLU()
@@ -160,6 +177,8 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
 def num_parameters(spec: ModelSpec) -> int:
     """Length of the flat parameter vector of ``spec``'s model. Raises nothing."""
+    if spec.name == "linreg":
+        return spec.features + 1
     if spec.name == "logreg":
         return (spec.features + 1) * spec.classes
     return (spec.features + 1) * spec.hidden + (spec.hidden + 1) * spec.classes

@@ -15,25 +15,12 @@ from offchain.errors import LearningError
 from offchain.learning.data import (
     MIN_TRAIN_PER_DEVICE,
     MIN_VALIDATION_PER_DEVICE,
-    ArrayDataset,
     DeviceData,
     FederatedSplit,
+    label_groups,
 )
 
-__all__ = ["label_groups", "split_dirichlet", "label_skew"]
-
-_REGRESSION_BINS = 10
-
-
-def label_groups(y: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """The group of every target that partitions skew: the label itself, or for
-    real-valued targets its decile among ``reference`` (default: ``y``), 0..9.
-    Raises nothing."""
-    if np.issubdtype(y.dtype, np.integer):
-        return np.asarray(y, dtype=np.int64)
-    base = y if reference is None else reference
-    edges = np.quantile(base, np.linspace(0, 1, _REGRESSION_BINS + 1)[1:-1])
-    return np.searchsorted(edges, y, side="right").astype(np.int64)
+__all__ = ["split_dirichlet", "label_skew"]
 
 
 def _deal(rng: np.random.Generator, pools: list[list[int]], mixes: np.ndarray,

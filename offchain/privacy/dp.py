@@ -366,14 +366,19 @@ def train_local(
 
     Uses Opacus' ``make_private`` with Poisson sampling (sample rate
     ``1 / ceil(n / batch_size)``) for ``local_epochs * ceil(n / batch_size)``
-    steps, stepping ``accountant``'s RDP accountant. Deterministic given ``seed``
+    steps, stepping ``accountant``'s RDP accountant. The loss is cross-entropy
+    for a classifier and L1 (mean absolute error) for a regression spec
+    (``spec.regression``; its ``[n, 1]`` output is flattened to ``[n]``); L1
+    keeps each per-sample gradient bounded by the input's norm. ``train_loss``
+    is that loss. Deterministic given ``seed``
     (torch's global RNG is restored afterwards); ``threads`` caps torch threads
     during training (1 was fastest for these tiny models).
     Raises PrivacyBudgetExceeded before any step if the round would exceed the
     accountant's budget; PrivacyError if ``config.delta`` differs from the
     accountant's δ or Opacus fails; UpdateRejected for a malformed
-    ``global_vec``; LearningError for empty or mismatched data, a bad seed, or
-    a diverged (non-finite) model.
+    ``global_vec``; LearningError for empty or mismatched data (wrong feature
+    count, or integer labels for a regression spec / real-valued targets for a
+    classifier), a bad seed, or a diverged (non-finite) model.
     """
     started = time.perf_counter()
     if config.delta != accountant.delta:
@@ -389,6 +394,14 @@ def train_local(
             f"data has {data.features} features, {spec.describe()} expects "
             f"{spec.input_dim}"
         )
+    if spec.regression != data.regression:
+        kind = "a regression model" if spec.regression else "a classifier"
+        held = (
+            "real-valued regression targets"
+            if data.regression
+            else "integer class labels"
+        )
+        raise LearningError(f"{spec.describe()} is {kind} but the data holds {held}")
     model = vector_to_model(spec, global_vec)
     base = model_to_vector(model)
     per_epoch = steps_per_epoch(n, config.batch_size)
@@ -416,7 +429,9 @@ def train_local(
         )
         engine = PrivacyEngine(accountant="rdp")
         engine.accountant = accountant.opacus_accountant
-        criterion = nn.CrossEntropyLoss()
+        criterion: nn.Module = (
+            nn.L1Loss() if spec.regression else nn.CrossEntropyLoss()
+        )
         try:
             dp_model, dp_optimizer, dp_loader = engine.make_private(
                 module=model,
@@ -438,6 +453,8 @@ def train_local(
                 for x, y in dp_loader:
                     dp_optimizer.zero_grad(set_to_none=True)
                     out = dp_model(x)
+                    if spec.regression:
+                        out = out.reshape(-1)  # [b, 1] -> [b], like the targets
                     if len(y) == 0:
                         # Empty Poisson batch: the noise-only step still happens
                         # (and is accounted for); its mean loss would be NaN.

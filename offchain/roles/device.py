@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare, score_commitment
 from offchain.chain.types import EPSILON_UNIT, MemberStatus, epsilon_to_chain
@@ -21,6 +23,7 @@ from offchain.learning.model import (
     num_parameters,
 )
 from offchain.privacy import AccountantStore, DPConfig, PrivacyAccountant, train_local
+from offchain.privacy.dp import LocalUpdate
 from offchain.roles.common import load_model, require_task_key
 from offchain.storage import BlobStore
 from offchain.storage.mailbox import Mailbox
@@ -148,17 +151,9 @@ class Device:
             )
         info = self.fs.round_info(task_id, round_)
         global_vec = load_model(self.store, info.global_model_hash, self.spec)
-        steps_before = self.accountant.steps
-        try:
-            update = train_local(self.spec, global_vec, self.data.train, self.dp,
-                                 self.accountant, seed=self.seed * 1_000 + round_)
-        except PrivacyBudgetExceeded as exc:
-            log.warning("task %s round %s: %s stops contributing: %s",
-                        task_id, round_, self.address, exc)
+        update = self.local_update(task_id, round_, global_vec)
+        if update is None:
             return None
-        finally:
-            if self.accountant_store is not None and self.accountant.steps != steps_before:
-                self.accountant_store.save(task_id, self.address, self.accountant)
         blob = encrypt_vector(self.paillier_key, update.delta, self.packing).to_bytes()
         update_hash = self.store.put(blob)
         plain = encode_vector(update.delta)
@@ -169,6 +164,23 @@ class Device:
                                         epsilon_to_chain(update.epsilon))
         return DeviceRound(update_hash, update.epsilon, update.steps, update.train_loss,
                            receipt.gas_used)
+
+    def local_update(self, task_id: int, round_: int,
+                     global_vec: np.ndarray) -> LocalUpdate | None:
+        """This round's DP-SGD update of `global_vec` on the device's training data, or
+        None when it would exceed the ε budget. The accountant is saved (with a state
+        directory) whenever steps were taken, even if training then fails."""
+        steps_before = self.accountant.steps
+        try:
+            return train_local(self.spec, global_vec, self.data.train, self.dp,
+                               self.accountant, seed=self.seed * 1_000 + round_)
+        except PrivacyBudgetExceeded as exc:
+            log.warning("task %s round %s: %s stops contributing: %s",
+                        task_id, round_, self.address, exc)
+            return None
+        finally:
+            if self.accountant_store is not None and self.accountant.steps != steps_before:
+                self.accountant_store.save(task_id, self.address, self.accountant)
 
     def score_peers(self, task_id: int, round_: int) -> list[int]:
         """Scores the updates assigned to this device, in assignment order, on its own

@@ -1,4 +1,4 @@
-"""ArrayDataset validation, MNIST loading and the IID device split."""
+"""ArrayDataset validation, MNIST and Auto-MPG loading and the IID device split."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import pytest
 
 from offchain.errors import FedshareError, LearningError
 from offchain.learning.data import (
+    AUTOMPG_FEATURES,
     MIN_TRAIN_PER_DEVICE,
     ArrayDataset,
+    load_autompg,
     load_mnist,
     split_iid,
 )
@@ -45,7 +47,11 @@ def test_dataset_does_not_freeze_the_callers_array() -> None:
         (np.ones(4), np.zeros(4, dtype=int), "x must be 2-D"),
         (np.ones((4, 2)), np.zeros((4, 1), dtype=int), "y must be 1-D"),
         (np.ones((4, 2)), np.zeros(3, dtype=int), "4 rows but y has 3"),
-        (np.ones((2, 2)), np.array([0.5, 1.0]), "y must hold integers"),
+        (np.ones((2, 2)), np.array([True, False]), "y must hold integers"),
+        (np.ones((2, 2)), np.array(["a", "b"]), "or floats"),
+        (np.ones((2, 2)), np.array([1.0, np.nan]), "1 non-finite regression targets"),
+        (np.ones((3, 2)), np.array([np.inf, 1.0, -np.inf]), "2 non-finite regression"),
+        (np.ones((2, 2)), np.array([1e39, 0.0]), "1 non-finite regression"),
         (np.ones((2, 2)), np.array([0, -1]), "labels must be >= 0"),
         (np.array([[0.0, np.nan], [np.inf, 1.0]]), np.array([0, 1]), "2 non-finite"),
     ],
@@ -126,3 +132,87 @@ def test_split_rejects_too_few_samples_per_device() -> None:
 def test_split_rejects_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(LearningError, match=message):
         split_iid(indexed_dataset(200), **kwargs)
+
+
+# --- regression data -----------------------------------------------------------------
+
+
+def test_float_targets_make_a_regression_dataset() -> None:
+    data = ArrayDataset(x=np.ones((3, 2)), y=np.array([-1.5, 0.0, 30.25]))
+    assert data.regression
+    assert data.y.dtype == np.float32
+    assert data.y.tolist() == [-1.5, 0.0, 30.25]  # negative targets are fine
+    with pytest.raises(ValueError):
+        data.y[0] = 1.0
+    assert data.subset(np.array([2, 0])).regression
+    labels = ArrayDataset(x=np.ones((2, 2)), y=np.array([0, 1], dtype=np.int32))
+    assert not labels.regression and labels.y.dtype == np.int64
+    half = ArrayDataset(x=np.ones((2, 2)), y=np.array([1, 2], dtype=np.float16))
+    assert half.regression and half.y.dtype == np.float32
+
+
+def test_load_autompg_is_scaled_and_cached() -> None:
+    data = load_autompg()
+    assert data.x.shape == (392, 9) and data.y.shape == (392,)
+    assert len(AUTOMPG_FEATURES) == 9
+    assert data.x.dtype == np.float32 and data.y.dtype == np.float32
+    assert data.regression
+    assert np.all(np.isfinite(data.x)) and np.all(np.isfinite(data.y))
+    assert float(data.x.min()) >= 0.0 and float(data.x.max()) <= 1.0
+    # Fixed public scales: 8 cylinders, 500 cu in, 250 hp, 6000 lb, 25 s, 1970-82.
+    assert data.x[:, 0].max() == 1.0 and data.x[:, 5].min() == 0.0
+    assert data.x[:, 5].max() == 1.0
+    assert np.isclose(data.x[0, :6], [1.0, 307 / 500, 130 / 250, 3504 / 6000,
+                                      12 / 25, 0.0]).all()
+    origin = data.x[:, 6:]
+    assert set(np.unique(origin).tolist()) == {0.0, 1.0}
+    assert origin.sum(axis=1).tolist() == [1.0] * 392
+    assert origin.sum(axis=0).tolist() == [245.0, 68.0, 79.0]  # USA, Europe, Japan
+    assert 9.0 <= float(data.y.min()) and float(data.y.max()) <= 46.6 + 1e-4
+    assert data.y[0] == np.float32(18.0)  # mpg, unscaled
+    assert load_autompg() is data
+
+
+def test_split_autompg_gives_every_device_enough_data() -> None:
+    data = load_autompg()
+    split = split_iid(data, 10, seed=0)
+    assert len(split.test) == 78 + 4  # round(0.2 * 392) plus the 314 % 10 left over
+    for device in split.devices:
+        assert (len(device.train), len(device.validation)) == (25, 6)
+        assert device.train.regression and device.validation.regression
+    # Stratified by target quantiles: every device sees low and high mpg cars.
+    low, high = np.quantile(data.y, [0.25, 0.75])
+    for device in split.devices:
+        assert device.train.y.min() < low and device.train.y.max() > high
+        assert abs(float(np.median(device.train.y)) - np.median(data.y)) < 3.0
+
+
+def test_split_stratifies_regression_targets_by_quantile() -> None:
+    x = np.zeros((1000, 2))
+    x[:, 0] = np.arange(1000)
+    data = ArrayDataset(x=x, y=np.arange(1000) * 0.37)
+    split = split_iid(data, 10, seed=3)
+
+    def decile(part: ArrayDataset) -> np.ndarray:
+        return np.bincount((part.y / 37).astype(int), minlength=10)
+
+    assert decile(split.test).tolist() == [20] * 10
+    for device in split.devices:
+        assert set(decile(device.train).tolist()) <= {6, 7}
+        assert set(decile(device.validation).tolist()) <= {1, 2}
+    parts = [ids(split.test)]
+    for device in split.devices:
+        parts += [ids(device.train), ids(device.validation)]
+    assert set().union(*parts) == set(range(1000))
+    assert sum(len(p) for p in parts) == 1000
+    again = split_iid(data, 10, seed=3)
+    assert np.array_equal(again.devices[4].train.y, split.devices[4].train.y)
+
+
+def test_split_handles_tied_regression_targets() -> None:
+    x = np.zeros((200, 1))
+    x[:, 0] = np.arange(200)
+    y = np.where(np.arange(200) < 150, 1.0, 2.0)  # heavily tied: two strata
+    split = split_iid(ArrayDataset(x=x, y=y), 4, seed=0)
+    for device in split.devices:
+        assert set(np.unique(device.train.y).tolist()) == {1.0, 2.0}

@@ -73,6 +73,10 @@ def test_describe_and_hash_are_canonical() -> None:
         (dict(pool=3), "pool=3 needs a square input"),
         (dict(input_dim=100, pool=2, hidden=4, classes=2), None),
         (dict(name="mlp", pool=1, hidden=128), "more than 50000"),
+        (dict(name="linreg", input_dim=9), "linreg takes no image pooling"),
+        (dict(name="linreg", input_dim=784, pool=2), "pool must be 1, got 2"),
+        (dict(name="linreg", input_dim=9, pool=1, classes=0), "classes must be a"),
+        (dict(name="linreg", input_dim=9, pool=1, classes=1), None),
     ],
 )
 def test_spec_validation(kwargs: dict, message: str | None) -> None:
@@ -81,6 +85,38 @@ def test_spec_validation(kwargs: dict, message: str | None) -> None:
         return
     with pytest.raises(LearningError, match=message):
         ModelSpec(**kwargs)
+
+
+LINREG = ModelSpec(name="linreg", input_dim=9, pool=1)
+
+
+def test_linreg_spec() -> None:
+    assert LINREG.regression
+    assert not any(spec.regression for spec in SPECS)
+    assert num_parameters(LINREG) == 10
+    assert LINREG.describe() == "linreg(in=9)"
+    model = build_model(LINREG)
+    assert num_parameters(LINREG) == sum(p.numel() for p in model.parameters())
+    assert model(torch.zeros(3, 9)).shape == (3, 1)
+    # classes, hidden and activation are ignored, so they do not change the hash
+    other = ModelSpec(name="linreg", input_dim=9, pool=1, classes=3, hidden=7,
+                      activation="relu")
+    assert other.describe() == LINREG.describe()
+    assert other.spec_hash == LINREG.spec_hash
+    wide = ModelSpec(name="linreg", input_dim=784, pool=1)
+    assert wide.describe() == "linreg(in=784)"
+    assert wide.spec_hash not in {s.spec_hash for s in SPECS}
+
+
+def test_linreg_vector_round_trip() -> None:
+    vec = np.arange(10, dtype=np.float32)
+    model = vector_to_model(LINREG, vec)
+    assert np.array_equal(model_to_vector(model), vec)
+    x = torch.ones(2, 9)
+    assert model(x).reshape(-1).tolist() == [45.0, 45.0]  # sum(0..8) + bias 9
+    start = initial_vector(LINREG, seed=0)
+    assert start.shape == (10,)
+    assert np.array_equal(start, initial_vector(LINREG, seed=0))
 
 
 def test_initial_vector_is_deterministic_and_leaves_global_rng_alone() -> None:

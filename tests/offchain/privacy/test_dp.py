@@ -17,9 +17,15 @@ from offchain.errors import (
     PrivacyError,
     UpdateRejected,
 )
-from offchain.learning.data import ArrayDataset, FederatedSplit, load_mnist, split_iid
-from offchain.learning.evaluate import accuracy
-from offchain.learning.fedavg import apply_update
+from offchain.learning.data import (
+    ArrayDataset,
+    FederatedSplit,
+    load_autompg,
+    load_mnist,
+    split_iid,
+)
+from offchain.learning.evaluate import accuracy, mean_absolute_error
+from offchain.learning.fedavg import apply_update, average
 from offchain.learning.model import ModelSpec, initial_vector, num_parameters
 from offchain.privacy import (
     DPConfig,
@@ -303,3 +309,71 @@ def test_zero_noise_trains_but_epsilon_is_infinite(
         train_local(SPEC, start, train, config, accountant, seed=0)
     update = train_local(SPEC, start, train, config, PrivacyAccountant(), seed=0)
     assert update.epsilon == math.inf
+
+
+# --- regression (L1 loss) ------------------------------------------------------------
+
+LINREG = ModelSpec(name="linreg", input_dim=9, pool=1)
+# Full local batches (25 Auto-MPG cars per device), 10 steps a round.
+REG_FAST = DPConfig(
+    noise_multiplier=1.0, max_grad_norm=1.0, batch_size=25, local_epochs=10, lr=2.0,
+    update_bound=10.0,
+)
+
+
+@pytest.fixture(scope="module")
+def cars() -> FederatedSplit:
+    return split_iid(load_autompg(), 10, seed=0)
+
+
+def test_regression_training_reduces_mae(cars: FederatedSplit) -> None:
+    start = initial_vector(LINREG, seed=0)
+    before = mean_absolute_error(LINREG, start, cars.test)
+    vec = start
+    accountants = [PrivacyAccountant() for _ in cars.devices[:3]]
+    for round_ in range(2):
+        updates = [
+            train_local(LINREG, vec, device.train, REG_FAST, acc, seed=10 * round_ + k)
+            for k, (device, acc) in enumerate(
+                zip(cars.devices[:3], accountants, strict=True)
+            )
+        ]
+        vec = apply_update(vec, average([u.delta for u in updates]))
+    after = mean_absolute_error(LINREG, vec, cars.test)
+    first = updates[0]
+    assert first.delta.shape == (10,) and first.steps == 10
+    assert math.isfinite(first.train_loss) and first.train_loss > 0
+    assert 0 < first.epsilon < math.inf
+    assert before > 15.0  # the untrained model predicts ~0 mpg
+    assert after < 8.0, (before, after)
+
+
+def test_regression_training_clips_per_sample_gradients(cars: FederatedSplit) -> None:
+    # Without noise every step moves the weights by lr * (mean of per-sample
+    # gradients clipped to max_grad_norm), so ||delta|| <= lr * C * steps.
+    # Unclipped, the L1 gradients ±(x, 1) have norm > 1 and would move ~10x more.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DPDisabledWarning)
+        config = dataclasses.replace(REG_FAST, noise_multiplier=0.0, max_grad_norm=0.1)
+    start = initial_vector(LINREG, seed=0)
+    train = cars.devices[0].train
+    update = train_local(LINREG, start, train, config, PrivacyAccountant(), seed=0)
+    norm = float(np.linalg.norm(update.delta))
+    assert 0.5 * 2.0 * 0.1 * 10 < norm <= 2.0 * 0.1 * 10 + 1e-4
+    assert update.train_loss == pytest.approx(
+        float(np.abs(train.y - start[-1] - train.x @ start[:-1]).mean()), rel=0.2
+    )
+
+
+def test_train_local_rejects_kind_mismatches(
+    cars: FederatedSplit, train: ArrayDataset, start: np.ndarray
+) -> None:
+    labels = ArrayDataset(x=np.zeros((4, 9)), y=np.zeros(4, dtype=int))
+    message = r"linreg\(in=9\) is a regression model but the data holds integer"
+    with pytest.raises(LearningError, match=message):
+        train_local(LINREG, initial_vector(LINREG, seed=0), labels, REG_FAST,
+                    PrivacyAccountant(), seed=0)
+    targets = ArrayDataset(x=train.x[:4], y=np.ones(4))
+    message = "is a classifier but the data holds real-valued regression targets"
+    with pytest.raises(LearningError, match=message):
+        train_local(SPEC, start, targets, FAST, PrivacyAccountant(), seed=0)

@@ -1,0 +1,138 @@
+"""Tables (markdown) and plots (PNG) of a suite's results."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from offchain.experiments.simulate import AGGREGATORS, ScenarioResult
+
+__all__ = ["write_report"]
+
+
+def _fmt(result: ScenarioResult) -> str:
+    if result.metric == "mae":
+        return f"{result.final:.2f}"
+    return f"{100 * result.final:.1f}"
+
+
+def _unit(results: list[ScenarioResult]) -> str:
+    return "test MAE (mpg, lower is better)" if results[0].metric == "mae" else "test accuracy (%)"
+
+
+def _plot(path: Path, draw) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = draw(plt)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _dp(results: list[ScenarioResult], out: Path, stem: str) -> list[str]:
+    by_nodes: dict[int, dict[str, ScenarioResult]] = defaultdict(dict)
+    for r in results:
+        by_nodes[r.scenario["nodes"]]["dp" if r.scenario["epsilon"] else "plain"] = r
+    lines = ["| nodes | no DP | ε = 10 | DP cost (points) | ε spent | σ |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for n, pair in sorted(by_nodes.items()):
+        plain, dp = pair.get("plain"), pair.get("dp")
+        if not plain or not dp:
+            continue
+        cost = 100 * (plain.final - dp.final)
+        lines.append(f"| {n} | {_fmt(plain)} | {_fmt(dp)} | {cost:+.1f} | "
+                     f"{dp.epsilon:.2f} | {dp.noise_multiplier:.2f} |")
+
+    def draw(plt):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for n, pair in sorted(by_nodes.items()):
+            for kind, style in (("plain", "-"), ("dp", "--")):
+                if kind in pair:
+                    curve = [100 * v for v in pair[kind].curve]
+                    label = f"{n} nodes, {'no DP' if kind == 'plain' else 'ε = 10'}"
+                    ax.plot(range(len(curve)), curve, style, label=label)
+        ax.set_xlabel("round")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return fig
+
+    _plot(out / f"{stem}.png", draw)
+    return lines + ["", f"![accuracy per round]({stem}.png)"]
+
+
+def _order(key: tuple[str, int]) -> int:
+    """Clean rows first, then by number of attackers."""
+    return key[1]
+
+
+def _grid(results: list[ScenarioResult], out: Path, stem: str, title: str) -> list[str]:
+    cells: dict[tuple[str, int], dict[str, ScenarioResult]] = defaultdict(dict)
+    for r in results:
+        s = r.scenario
+        clean = "none" if s["epsilon"] is not None else "none, no DP"
+        cells[(s["attack"] or clean, s["attackers"])][s["aggregator"]] = r
+    aggregators = [a for a in AGGREGATORS if any(a in row for row in cells.values())]
+    lines = [f"{title}: {_unit(results)} after the last round.", "",
+             "| attack | attackers | " + " | ".join(aggregators) + " | PoQ: attackers accepted (last round) / eliminated |",
+             "|---|---:|" + "---:|" * len(aggregators) + "---|"]
+    for (attack, count), row in sorted(cells.items(), key=lambda kv: (_order(kv[0]), kv[0])):
+        values = " | ".join(_fmt(row[a]) if a in row else "" for a in aggregators)
+        poq = row.get("poq")
+        caught = (f"{poq.attackers_accepted[-1]} / {poq.eliminated_attackers}"
+                  if poq and count else "")
+        lines.append(f"| {attack} | {count} | {values} | {caught} |")
+
+    def draw(plt):
+        import numpy as np
+
+        keys = sorted(cells, key=lambda k: (_order(k), k))
+        fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(keys)), 4.2))
+        width = 0.8 / len(aggregators)
+        x = np.arange(len(keys))
+        for i, agg in enumerate(aggregators):
+            ys = [cells[k][agg].final * (1 if results[0].metric == "mae" else 100)
+                  if agg in cells[k] else np.nan for k in keys]
+            ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=agg)
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{a}\n×{c}" if c else a for a, c in keys], fontsize=7)
+        ax.set_ylabel(_unit(results))
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncol=len(aggregators))
+        return fig
+
+    _plot(out / f"{stem}.png", draw)
+    return lines + ["", f"![{title}]({stem}.png)"]
+
+
+def write_report(suite: str, results: list[ScenarioResult], out: Path) -> Path:
+    """Writes ``<suite>.md`` (and its PNG plots) under ``out``; returns the markdown
+    path. Raises nothing beyond I/O errors."""
+    out.mkdir(parents=True, exist_ok=True)
+    first = results[0].scenario
+    if suite == "dp":
+        body = _dp(results, out, "dp")
+        title = f"Accuracy per round, DP vs no DP ({first['rounds']} rounds, IID)"
+    elif suite == "noniid":
+        body = []
+        for alpha in sorted({r.scenario["alpha"] for r in results}, reverse=True):
+            subset = [r for r in results if r.scenario["alpha"] == alpha]
+            stem = f"noniid-alpha{alpha:g}".replace(".", "_")
+            body += _grid(subset, out, stem, f"Dirichlet α = {alpha:g}") + [""]
+        title = f"Non-IID data, {first['nodes']} nodes, ε = 10"
+    else:
+        body = _grid(results, out, suite, suite)
+        title = {"attacks": f"Attacks, {first['nodes']} nodes, IID, ε = 10",
+                 "regression": f"Regression (Auto-MPG), {first['nodes']} nodes, ε = 10"}.get(
+                     suite, suite)
+    seconds = sum(r.seconds for r in results)
+    text = "\n".join([f"# {title}", "",
+                      f"{len(results)} runs, {seconds / 60:.1f} CPU minutes; regenerate with "
+                      f"`fedshare experiment {suite}`.", "", *body, ""])
+    path = out / f"{suite}.md"
+    path.write_text(text)
+    return path
