@@ -10,7 +10,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ARGS ?=
 
-.PHONY: demo test test-slow setup chain slither gas clean
+.PHONY: demo test test-slow setup chain slither gas experiments clean
 
 demo: setup
 	$(BIN)/fedshare demo $(ARGS)
@@ -29,6 +29,9 @@ slither: $(NODE_STAMP)
 
 gas: setup
 	$(BIN)/python benchmarks/gas_bench.py $(ARGS)
+
+experiments: setup
+	$(BIN)/fedshare experiment all $(ARGS)
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 

@@ -57,6 +57,10 @@ def demo(
                                          "wait and replace eliminated devices."),
     verifiers_per_update: int = typer.Option(
         0, help="Verifiers drawn per update; 0 = every other participant verifies it."),
+    quality_gap: Optional[int] = typer.Option(
+        None, help="Basis points below the round's median quality an update may score "
+        "and still be accepted (10000 = accept any quality above 0); default: the "
+        "task plan's (1000)."),
     epsilon_budget: float = typer.Option(10.0, help="Most ε (δ = 1e-5) a device may spend "
                                          "in the task; devices stop at the budget."),
     key_bits: int = typer.Option(2048, help="Paillier key size (2048 or 3072)."),
@@ -77,7 +81,9 @@ def demo(
         config = RunConfig(owners=owners, devices_per_owner=devices_per_owner,
                            plan=TaskPlan(rounds=rounds, max_participants=max_participants,
                                          verifiers_per_update=verifiers_per_update,
-                                         epsilon_budget=epsilon_budget),
+                                         epsilon_budget=epsilon_budget,
+                                         **({} if quality_gap is None
+                                            else {"quality_gap": quality_gap})),
                            key_bits=key_bits, seed=seed, home=home, rpc_url=rpc_url)
         report = _run_with_progress(config, run_task)
     except FedshareError as exc:

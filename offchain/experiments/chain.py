@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from offchain.experiments.simulate import Scenario, simulate
+from offchain.experiments.suites import MNIST_LOCAL_EPOCHS
 from offchain.learning.attacks import Attack
 from offchain.learning.data import DeviceData
 from offchain.privacy.dp import LocalUpdate
@@ -66,8 +68,9 @@ def chain_scenarios(quick: bool, seed: int) -> list[Scenario]:
     if quick:
         return [Scenario(nodes=6, rounds=2, seed=seed),
                 Scenario(nodes=6, rounds=2, attack="sign-flip", attackers=1, seed=seed)]
-    return [Scenario(nodes=30, rounds=20, seed=seed),
-            Scenario(nodes=50, rounds=20, attack="sign-flip", attackers=5, seed=seed)]
+    mnist = {"rounds": 10, "local_epochs": MNIST_LOCAL_EPOCHS, "seed": seed}
+    return [Scenario(nodes=30, **mnist),
+            Scenario(nodes=50, attack="sign-flip", attackers=5, **mnist)]
 
 
 def run_on_chain(scenario: Scenario, home: Path,
@@ -144,7 +147,8 @@ def run_chain_rows(out: Path, *, quick: bool = False, seed: int = 0,
              "|---|---:|---:|---:|---:|---:|"]
     for scenario in chain_scenarios(quick, seed):
         progress(f"chain: {scenario.label}")
-        chained = run_on_chain(scenario, out / "chain-runs", progress)
+        with tempfile.TemporaryDirectory(prefix="fedshare-chain-") as home:
+            chained = run_on_chain(scenario, Path(home), progress)
         simulated = simulate(scenario)
         attackers = (f"{chained['attackers_accepted'][-1]} of {scenario.attackers}"
                      if scenario.attackers else "")

@@ -32,30 +32,44 @@ def _plot(path: Path, draw) -> None:
     plt.close(fig)
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def _dp(results: list[ScenarioResult], out: Path, stem: str) -> list[str]:
-    by_nodes: dict[int, dict[str, ScenarioResult]] = defaultdict(dict)
+    runs: dict[int, dict[str, list[ScenarioResult]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        by_nodes[r.scenario["nodes"]]["dp" if r.scenario["epsilon"] else "plain"] = r
-    lines = ["| nodes | no DP | ε = 10 | DP cost (points) | ε spent | σ |",
+        runs[r.scenario["nodes"]]["dp" if r.scenario["epsilon"] else "plain"].append(r)
+    seeds = len({r.scenario["seed"] for r in results})
+    lines = [f"Final test accuracy (%), mean of {seeds} seed(s) (range in brackets).", "",
+             "| nodes | no DP | ε = 10 | DP cost (points) | ε spent | σ |",
              "|---:|---:|---:|---:|---:|---:|"]
-    for n, pair in sorted(by_nodes.items()):
+
+    def cell(group: list[ScenarioResult]) -> str:
+        finals = [100 * r.final for r in group]
+        if len(finals) == 1:
+            return f"{finals[0]:.1f}"
+        return f"{_mean(finals):.1f} ({min(finals):.1f}–{max(finals):.1f})"
+
+    for n, pair in sorted(runs.items()):
         plain, dp = pair.get("plain"), pair.get("dp")
         if not plain or not dp:
             continue
-        cost = 100 * (plain.final - dp.final)
-        lines.append(f"| {n} | {_fmt(plain)} | {_fmt(dp)} | {cost:+.1f} | "
-                     f"{dp.epsilon:.2f} | {dp.noise_multiplier:.2f} |")
+        cost = 100 * (_mean([r.final for r in plain]) - _mean([r.final for r in dp]))
+        lines.append(f"| {n} | {cell(plain)} | {cell(dp)} | {cost:.1f} | "
+                     f"{max(r.epsilon for r in dp):.2f} | {dp[0].noise_multiplier:.2f} |")
 
     def draw(plt):
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        for n, pair in sorted(by_nodes.items()):
+        for n, pair in sorted(runs.items()):
             for kind, style in (("plain", "-"), ("dp", "--")):
                 if kind in pair:
-                    curve = [100 * v for v in pair[kind].curve]
+                    curves = [r.curve for r in pair[kind]]
+                    curve = [100 * _mean(list(v)) for v in zip(*curves)]
                     label = f"{n} nodes, {'no DP' if kind == 'plain' else 'ε = 10'}"
                     ax.plot(range(len(curve)), curve, style, label=label)
         ax.set_xlabel("round")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("test accuracy (%), mean over seeds")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

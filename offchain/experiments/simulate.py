@@ -76,7 +76,7 @@ class Scenario:
     attackers: int = 0
     aggregator: str = "poq"
     verifiers: int = 4
-    quality_gap: int = 1_000
+    quality_gap: int = poq.DEFAULT_QUALITY_GAP
     min_quality: int = 0
     keep: float = 0.8
     local_epochs: int | None = None

@@ -13,6 +13,7 @@ from offchain.chain.types import RoundStage, TaskParams, epsilon_to_chain
 from offchain.crypto import EncryptedVector, PrivateKey, PublicKey, decrypt_sum
 from offchain.errors import AggregationError, ConfigError
 from offchain.learning.fedavg import apply_update
+from offchain.learning.poq import DEFAULT_QUALITY_GAP
 from offchain.learning.model import ModelSpec
 from offchain.roles.common import load_model, store_model
 from offchain.storage import BlobStore
@@ -28,8 +29,8 @@ class TaskPlan:
     until T2, reveal them until T3. `epsilon_budget` is the most ε (at δ = 1e-5) a device
     may spend in the task. `verifiers_per_update` 0 means every other participant
     verifies every update. An update is accepted only if its quality (basis points) is at
-    least `min_quality` and at most `quality_gap` below the round's median. A non-empty `allow_list` (devices or owners) restricts who
-    may join."""
+    least `min_quality` and at most `quality_gap` below the round's median. A non-empty
+    `allow_list` (devices or owners) restricts who may join."""
 
     category: str = "mnist-digits"
     rounds: int = 5
@@ -42,7 +43,7 @@ class TaskPlan:
     min_participants: int = 3
     max_participants: int = 8
     min_quality: int = 0
-    quality_gap: int = 10_000
+    quality_gap: int = DEFAULT_QUALITY_GAP
     verifiers_per_update: int = 0
     allow_list: tuple[str, ...] = ()
 

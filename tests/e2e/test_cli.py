@@ -29,3 +29,25 @@ def test_a_bad_option_is_a_clear_error_with_its_exit_code(tmp_path):
     assert result.exit_code == 2
     assert "ConfigError" in result.output
     assert "2 devices cannot fill min_participants=3" in result.output
+
+
+def test_experiment_chain_runs_rows_through_the_contracts_and_the_simulation(tmp_path):
+    result = CliRunner().invoke(app, ["experiment", "chain", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "quick" / "chain.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| mnist")]
+    assert len(rows) == 2
+    assert "0 of 1" in rows[1]  # the sign-flipper's update was not accepted on chain
+    chain_acc, sim_acc = (float(v) for v in rows[0].split("|")[2:4])
+    assert abs(chain_acc - sim_acc) < 3.0 and chain_acc > 80
+
+
+def test_experiment_writes_a_suites_table_and_rejects_unknown_suites(tmp_path):
+    result = CliRunner().invoke(app, ["experiment", "regression", "--quick", "--jobs", "1",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "quick" / "regression.md").exists()
+    assert (tmp_path / "quick" / "regression.png").exists()
+    result = CliRunner().invoke(app, ["experiment", "fast", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown suite 'fast'" in result.output
