@@ -8,11 +8,9 @@ key's ``repr``/``str`` shows only the key size and id, never ``p``, ``q`` or
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 from phe import paillier as _phe
 
 from offchain.errors import CryptoError
+from offchain.storage.atomic import write_atomic
 
 __all__ = [
     "PublicKey",
@@ -190,25 +189,10 @@ def key_id(public_key: PublicKey) -> bytes:
     return public_key.key_id
 
 
-def _write_atomic(path: Path, text: str, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _save(path: str | os.PathLike[str], payload: dict[str, Any], mode: int) -> None:
     target = Path(path)
     try:
-        _write_atomic(target, json.dumps(payload, indent=2) + "\n", mode)
+        write_atomic(target, json.dumps(payload, indent=2) + "\n", mode=mode)
     except OSError as exc:
         raise CryptoError(f"cannot write key file {str(target)!r}: {exc}") from exc
 

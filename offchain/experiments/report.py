@@ -61,13 +61,13 @@ def _dp(results: list[ScenarioResult], out: Path, stem: str) -> list[str]:
 
     def draw(plt):
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        for n, pair in sorted(runs.items()):
+        for index, (n, pair) in enumerate(sorted(runs.items())):
             for kind, style in (("plain", "-"), ("dp", "--")):
                 if kind in pair:
                     curves = [r.curve for r in pair[kind]]
                     curve = [100 * _mean(list(v)) for v in zip(*curves)]
                     label = f"{n} nodes, {'no DP' if kind == 'plain' else 'ε = 10'}"
-                    ax.plot(range(len(curve)), curve, style, label=label)
+                    ax.plot(range(len(curve)), curve, style, color=f"C{index}", label=label)
         ax.set_xlabel("round")
         ax.set_ylabel("test accuracy (%), mean over seeds")
         ax.set_ylim(0, 100)

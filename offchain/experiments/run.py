@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from offchain.errors import ConfigError
 from offchain.experiments.simulate import Scenario, ScenarioResult, simulate
+from offchain.storage.atomic import write_atomic
 
 __all__ = ["run_scenarios", "scenario_key"]
 
@@ -68,10 +68,8 @@ def run_scenarios(
 
     def finish(index: int, data: dict) -> None:
         nonlocal done
-        path = cache / f"{scenario_key(scenarios[index])}.json"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
+        write_atomic(cache / f"{scenario_key(scenarios[index])}.json", json.dumps(data),
+                     durable=False)
         results[index] = ScenarioResult(**data)
         done += 1
         if progress is not None:

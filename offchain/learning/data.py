@@ -24,6 +24,7 @@ __all__ = [
     "label_groups",
     "load_autompg",
     "load_mnist",
+    "share_sizes",
     "split_iid",
 ]
 
@@ -259,6 +260,38 @@ def _stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
+def share_sizes(n: int, n_devices: int, test_fraction: float,
+                validation_fraction: float) -> tuple[int, int, int]:
+    """How a split of ``n`` samples over ``n_devices`` is sized: ``round(test_fraction
+    * n)`` test samples, ``(n - n_test) // n_devices`` per device of which
+    ``round(validation_fraction * share)`` validate. Returns (n_test, share, n_val).
+
+    Raises LearningError for bad fractions or device counts, or if a device would get
+    fewer than MIN_TRAIN_PER_DEVICE training or MIN_VALIDATION_PER_DEVICE validation
+    samples.
+    """
+    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+        raise LearningError(f"n_devices must be a positive int, got {n_devices!r}")
+    for name, value in (
+        ("test_fraction", test_fraction),
+        ("validation_fraction", validation_fraction),
+    ):
+        if not (0.0 < float(value) < 1.0):
+            raise LearningError(f"{name} must be in (0, 1), got {value!r}")
+    n_test = int(round(test_fraction * n))
+    share = (n - n_test) // n_devices
+    n_val = int(round(validation_fraction * share))
+    n_train = share - n_val
+    if n_train < MIN_TRAIN_PER_DEVICE or n_val < MIN_VALIDATION_PER_DEVICE:
+        raise LearningError(
+            f"{n} samples over {n_devices} devices (test_fraction={test_fraction}, "
+            f"validation_fraction={validation_fraction}) give {n_train} train and "
+            f"{n_val} validation samples per device; need at least "
+            f"{MIN_TRAIN_PER_DEVICE} and {MIN_VALIDATION_PER_DEVICE}"
+        )
+    return n_test, share, n_val
+
+
 def split_iid(
     data: ArrayDataset,
     n_devices: int,
@@ -283,26 +316,8 @@ def split_iid(
     would get fewer than MIN_TRAIN_PER_DEVICE training or
     MIN_VALIDATION_PER_DEVICE validation samples.
     """
-    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-        raise LearningError(f"n_devices must be a positive int, got {n_devices!r}")
-    for name, value in (
-        ("test_fraction", test_fraction),
-        ("validation_fraction", validation_fraction),
-    ):
-        if not (0.0 < float(value) < 1.0):
-            raise LearningError(f"{name} must be in (0, 1), got {value!r}")
-    n = len(data)
-    n_test = int(round(test_fraction * n))
-    share = (n - n_test) // n_devices
-    n_val = int(round(validation_fraction * share))
-    n_train = share - n_val
-    if n_train < MIN_TRAIN_PER_DEVICE or n_val < MIN_VALIDATION_PER_DEVICE:
-        raise LearningError(
-            f"{n} samples over {n_devices} devices (test_fraction={test_fraction}, "
-            f"validation_fraction={validation_fraction}) give {n_train} train and "
-            f"{n_val} validation samples per device; need at least "
-            f"{MIN_TRAIN_PER_DEVICE} and {MIN_VALIDATION_PER_DEVICE}"
-        )
+    n_test, share, n_val = share_sizes(len(data), n_devices, test_fraction,
+                                       validation_fraction)
     rng = np.random.default_rng(seed)
     order = _stratified_order(data.y, rng)
     # Devices take evenly spaced windows; the test set gets everything else.

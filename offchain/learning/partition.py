@@ -13,11 +13,11 @@ import numpy as np
 
 from offchain.errors import LearningError
 from offchain.learning.data import (
-    MIN_TRAIN_PER_DEVICE,
-    MIN_VALIDATION_PER_DEVICE,
+    ArrayDataset,
     DeviceData,
     FederatedSplit,
     label_groups,
+    share_sizes,
 )
 
 __all__ = ["split_dirichlet", "label_skew"]
@@ -57,28 +57,16 @@ def split_dirichlet(
     ``round(validation_fraction * share)`` validate (drawn from the device's own skewed
     share: a verifier scores on the data it has). Each device's group mix is drawn from
     ``Dir(alpha)``; samples are dealt one at a time in random turns, so a group that
-    runs out shifts every device's mix a little rather than the last devices' a lot. Depends only on ``seed``.
+    runs out shifts every device's mix a little rather than the last devices' a lot.
+    Depends only on ``seed``.
     Raises LearningError for a non-positive ``alpha``, bad fractions or device
     counts, or shares below MIN_TRAIN_PER_DEVICE / MIN_VALIDATION_PER_DEVICE.
     """
-    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-        raise LearningError(f"n_devices must be a positive int, got {n_devices!r}")
     if not float(alpha) > 0 or not np.isfinite(float(alpha)):
         raise LearningError(f"alpha must be finite and > 0, got {alpha!r}")
-    for name, value in (("test_fraction", test_fraction),
-                        ("validation_fraction", validation_fraction)):
-        if not 0.0 < float(value) < 1.0:
-            raise LearningError(f"{name} must be in (0, 1), got {value!r}")
+    n_test, share, n_val = share_sizes(len(data), n_devices, test_fraction,
+                                       validation_fraction)
     n = len(data)
-    n_test = int(round(test_fraction * n))
-    share = (n - n_test) // n_devices
-    n_val = int(round(validation_fraction * share))
-    if share - n_val < MIN_TRAIN_PER_DEVICE or n_val < MIN_VALIDATION_PER_DEVICE:
-        raise LearningError(
-            f"{n} samples over {n_devices} devices give {share - n_val} train and "
-            f"{n_val} validation samples per device; need at least "
-            f"{MIN_TRAIN_PER_DEVICE} and {MIN_VALIDATION_PER_DEVICE}"
-        )
     rng = np.random.default_rng(seed)
     groups = label_groups(data.y)
     labels = np.unique(groups)

@@ -35,7 +35,7 @@ __all__ = [
     "trimmed_mean",
 ]
 
-ROBUST_AGGREGATORS = ("fedavg", "median", "trimmed-mean", "krum")
+ROBUST_AGGREGATORS = ("fedavg", "median", "trimmed-mean", "krum", "multi-krum")
 """Names :func:`robust_aggregate` accepts."""
 
 
@@ -182,8 +182,9 @@ def robust_aggregate(
 
     ``assumed_attackers`` (``f``, an int >= 0) is the number of attackers the
     aggregator is told to tolerate: ``trimmed-mean`` trims ``f`` values from
-    each side, ``krum`` runs with ``byzantine=f`` and ``select=1``;
-    ``fedavg`` and ``median`` ignore it. With ``f=0`` the trimmed mean is the
+    each side, ``krum`` runs with ``byzantine=f`` and ``select=1``,
+    ``multi-krum`` with ``select=n - f`` (El Mhamdi et al.); ``fedavg`` and
+    ``median`` ignore it. With ``f=0`` the trimmed mean is the
     plain mean.
     Raises ConfigError for a name not in ROBUST_AGGREGATORS (listing them);
     LearningError if ``assumed_attackers`` is not an int >= 0 or is too large for
@@ -202,5 +203,6 @@ def robust_aggregate(
         return coordinate_median(deltas)
     if name == "trimmed-mean":
         return trimmed_mean(deltas, f)
-    return krum(deltas, f, select=1)
+    items = list(deltas)
+    return krum(items, f, select=len(items) - f if name == "multi-krum" else 1)
 

@@ -10,17 +10,15 @@ crash leaves either the old or the new state on disk, never a torn file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from offchain.errors import PrivacyError
 from offchain.privacy.dp import PrivacyAccountant
+from offchain.storage.atomic import write_atomic
 
 __all__ = ["AccountantStore"]
 
@@ -92,7 +90,7 @@ class AccountantStore:
             document["epsilon"] = None
             text = json.dumps(document, indent=2, allow_nan=False) + "\n"
         try:
-            _write_atomic(path, text)
+            write_atomic(path, text)
         except OSError as exc:
             raise PrivacyError(
                 f"cannot save the privacy accountant to {path}: {exc}"
@@ -214,33 +212,3 @@ def _parse(
             f"the task's budget is {budget}"
         )
     return accountant
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a folder.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -7,11 +7,10 @@ Every read is verified against the address; a mismatch raises
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from offchain.errors import BlobIntegrityError, BlobNotFound, StorageError
+from offchain.storage.atomic import write_atomic
 
 __all__ = ["BlobStore", "content_hash"]
 
@@ -41,11 +40,7 @@ class BlobStore:
         path = self._path(digest)
         if path.exists():
             return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, data, durable=False)
         return digest
 
     def get(self, digest: bytes) -> bytes:

@@ -7,11 +7,10 @@ The blobs themselves live in the :class:`~offchain.storage.blobs.BlobStore`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from offchain.errors import StorageError
+from offchain.storage.atomic import write_atomic
 
 __all__ = ["Mailbox"]
 
@@ -36,10 +35,8 @@ class Mailbox:
             raise StorageError(
                 f"{sender} already posted to {recipient} in task {task_id} round {round_}"
             )
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"sender": sender, "blob": digest.hex()}, handle)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"sender": sender, "blob": digest.hex()}),
+                     durable=False)
 
     def inbox(self, task_id: int, round_: int, recipient: str) -> dict[str, bytes]:
         """Every letter to `recipient` in the round: sender address → blob address."""

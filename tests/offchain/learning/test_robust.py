@@ -135,12 +135,12 @@ def test_inputs_are_not_modified() -> None:
     deltas = _vecs([3, 1], [1, 2], [2, 3], [9, 9])
     before = [d.copy() for d in deltas]
     for name in ROBUST_AGGREGATORS:
-        robust_aggregate(name, deltas, assumed_attackers=1 if name != "krum" else 0)
+        robust_aggregate(name, deltas, assumed_attackers=0 if "krum" in name else 1)
     assert all(np.array_equal(a, b) for a, b in zip(deltas, before, strict=True))
 
 
 def test_robust_aggregate_dispatches() -> None:
-    assert ROBUST_AGGREGATORS == ("fedavg", "median", "trimmed-mean", "krum")
+    assert ROBUST_AGGREGATORS == ("fedavg", "median", "trimmed-mean", "krum", "multi-krum")
     deltas = _vecs([0], [1], [2], [3], [100])
     assert robust_aggregate("fedavg", deltas, assumed_attackers=1).tolist() == [
         np.float32(21.2)
@@ -156,13 +156,15 @@ def test_robust_aggregate_dispatches() -> None:
     assert robust_aggregate("krum", deltas, assumed_attackers=1).tolist() == [1.0]
     # f=0 (3 nearest others): scores 14, 6, 6, 14, big.
     assert robust_aggregate("krum", deltas, assumed_attackers=0).tolist() == [1.0]
+    # Multi-Krum keeps the n - f best-scored: f=1 drops only the outlier.
+    assert robust_aggregate("multi-krum", deltas, assumed_attackers=1).tolist() == [1.5]
 
 
 def test_robust_aggregate_rejects_unknown_names_and_bad_counts() -> None:
     with pytest.raises(
         ConfigError,
         match="unknown robust aggregator 'mean'; choose one of fedavg, median, "
-        "trimmed-mean, krum",
+        "trimmed-mean, krum, multi-krum",
     ):
         robust_aggregate("mean", _vecs([0]), assumed_attackers=0)
     with pytest.raises(LearningError, match="assumed_attackers must be an int >= 0"):

@@ -156,7 +156,7 @@ def test_a_failed_save_stops_the_round_before_the_commit(world, monkeypatch):
     def disk_full(path, text):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ledger, "_write_atomic", disk_full)
+    monkeypatch.setattr(ledger, "write_atomic", disk_full)
     with pytest.raises(PrivacyError, match="cannot save the privacy accountant"):
         device.train_and_commit(task_id, round_)
     assert fs.submission(task_id, round_, device.address).update_hash == NO_HASH
