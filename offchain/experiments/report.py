@@ -116,7 +116,8 @@ def _grid(results: list[ScenarioResult], out: Path, stem: str, title: str) -> li
         ax.set_xticklabels([f"{a}\n×{c}" if c else a for a, c in keys], fontsize=7)
         ax.set_ylabel(_unit(results))
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, ncol=len(aggregators))
+        ax.legend(fontsize=7, ncol=len(aggregators), loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16))
         return fig
 
     _plot(out / f"{stem}.png", draw)
