@@ -246,7 +246,8 @@ def experiment(
     suites: list[str] = typer.Argument(
         ..., help=f"Suites to run: {', '.join(EXPERIMENTS)} (or 'all'). dp: accuracy "
         "per round for 10/30/50 nodes, no DP vs ε = 10; attacks: 50 nodes with 5 and 10 "
-        "attackers of each kind, PoQ vs FedAvg/median/trimmed mean/Krum; noniid: the same "
+        "attackers of each kind, PoQ vs FedAvg/median/trimmed mean/Krum/Multi-Krum; noniid: "
+        "the same "
         "at Dirichlet α = 0.5 and 0.1; regression: Auto-MPG; chain: rows of dp and "
         "attacks through the contracts on the embedded chain."),
     quick: bool = typer.Option(False, help="Tiny runs (a few nodes and rounds) that only "
