@@ -3,9 +3,18 @@
 This package is the only place in fedshare that imports ``phe`` and ``ecies``.
 Devices :func:`encrypt_vector` their clipped updates under the requester's
 Paillier key, the aggregator :func:`aggregate` s them without any secret, and
-the requester :func:`decrypt_sum` s only the aggregate.
+the requester :func:`decrypt_sum` s only the aggregate.  Encryption draws its
+randomness from a precomputed :class:`RandomnessPool` (:mod:`.fast`); filling
+it ahead of time (:func:`prefill`) leaves one multiplication per ciphertext.
 """
 
+from offchain.crypto.fast import (
+    RandomnessPool,
+    configure,
+    default_pool,
+    prefill,
+    short_base,
+)
 from offchain.crypto.keys import (
     PrivateKey,
     PublicKey,
@@ -28,6 +37,7 @@ from offchain.crypto.paillier import (
     aggregate,
     decrypt_sum,
     encrypt_vector,
+    rerandomize,
 )
 from offchain.crypto.sealing import generate_seal_keypair, seal, unseal
 
@@ -49,6 +59,12 @@ __all__ = [
     "encrypt_vector",
     "aggregate",
     "decrypt_sum",
+    "rerandomize",
+    "RandomnessPool",
+    "default_pool",
+    "prefill",
+    "configure",
+    "short_base",
     "seal",
     "unseal",
     "generate_seal_keypair",

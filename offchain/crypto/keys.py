@@ -4,6 +4,24 @@
 ``phe``'s keys, so the rest of the project never imports ``phe``.  The private
 key's ``repr``/``str`` shows only the key size and id, never ``p``, ``q`` or
 ``lambda``.
+
+Key sizes: 2048 bits (the default) and 3072 bits are the supported production
+sizes (any even size from 1024 works; smaller ones only with ``insecure_ok`` for
+tests).  2048 is the default because NIST SP 800-57 Part 1 (Rev. 5) rates a
+2048-bit modulus at 112 bits of security, acceptable for protecting data
+through 2030, and model updates are short-lived secrets.  3072 bits gives
+128-bit security (needed beyond 2030) at a cost: a ciphertext takes 2-3.4x
+longer to decrypt and to encrypt with a fresh ``r**n`` ((3072/2048)**3 = 3.4
+for schoolbook arithmetic; 2.0-3.3x measured on the 2-core test machine, where
+GMP's faster multiplication helps), and 1.5x the bytes (768 instead of 512),
+though each ciphertext also carries 1.5x the packed values (139 instead of
+93), so the bytes per parameter stay the same (``benchmarks/he_bench.py
+--key-bits 3072``).
+
+Decryption uses the Chinese remainder theorem with precomputed ``hp``, ``hq``
+and ``p**-1 mod q`` (``phe`` does the same for :meth:`PrivateKey.raw_decrypt`);
+:meth:`PrivateKey.raw_decrypt_many` runs it on ``gmpy2`` values directly, in
+several threads (``gmpy2.powmod_base_list`` releases the GIL).
 """
 
 from __future__ import annotations
@@ -11,10 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gmpy2
 from phe import paillier as _phe
 
 from offchain.errors import CryptoError
@@ -126,8 +147,24 @@ class PrivateKey:
             raise CryptoError(
                 f"private key primes do not match public key {self.public_key!r}"
             )
+        phe_key = _phe.PaillierPrivateKey(self.public_key._phe, p, q)
+        object.__setattr__(self, "_phe", phe_key)
+        # CRT constants as gmpy2 values: p, q, p**2, q**2, hp, hq, p**-1 mod q.
         object.__setattr__(
-            self, "_phe", _phe.PaillierPrivateKey(self.public_key._phe, p, q)
+            self,
+            "_crt",
+            tuple(
+                gmpy2.mpz(v)
+                for v in (
+                    phe_key.p,
+                    phe_key.q,
+                    phe_key.psquare,
+                    phe_key.qsquare,
+                    phe_key.hp,
+                    phe_key.hq,
+                    phe_key.p_inverse,
+                )
+            ),
         )
 
     @property
@@ -146,6 +183,48 @@ class PrivateKey:
                 f"for a {self.public_key.bits}-bit key"
             )
         return int(self._phe.raw_decrypt(ciphertext))  # type: ignore[attr-defined]
+
+    def raw_decrypt_many(
+        self, ciphertexts: Sequence[int], *, workers: int | None = None
+    ) -> list[int]:
+        """Decrypt many ciphertexts (CRT, ``workers`` threads); same results as
+        :meth:`raw_decrypt`.
+
+        ``workers`` defaults to :func:`os.cpu_count`.  Raises
+        :class:`CryptoError` naming the first ciphertext not in ``(0, n**2)``.
+        """
+        nsquare = self.public_key.nsquare
+        values = []
+        for index, c in enumerate(ciphertexts):
+            if isinstance(c, bool) or not 0 < c < nsquare:
+                raise CryptoError(
+                    f"ciphertext {index} is not in (0, n**2) for a "
+                    f"{self.public_key.bits}-bit key"
+                )
+            values.append(gmpy2.mpz(c))
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise CryptoError(f"workers must be an int >= 1, got {workers!r}")
+        chunks = max(1, min(workers, len(values) // 4))
+        if chunks == 1:
+            return self._crt_decrypt(values)
+        size = -(-len(values) // chunks)
+        parts = [values[i : i + size] for i in range(0, len(values), size)]
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            return [m for part in pool.map(self._crt_decrypt, parts) for m in part]
+
+    def _crt_decrypt(self, values: list[object]) -> list[int]:
+        p, q, psq, qsq, hp, hq, p_inv = self._crt  # type: ignore[attr-defined]
+        # powmod_base_list releases the GIL: threads run these in parallel.
+        mod_p = gmpy2.powmod_base_list(values, p - 1, psq)
+        mod_q = gmpy2.powmod_base_list(values, q - 1, qsq)
+        out = []
+        for up, uq in zip(mod_p, mod_q, strict=True):
+            mp = (up - 1) // p * hp % p
+            mq = (uq - 1) // q * hq % q
+            out.append(int(mp + (mq - mp) * p_inv % q * p))
+        return out
 
     def __repr__(self) -> str:
         bits, short = self.public_key.bits, self.key_id.hex()[:16]

@@ -9,10 +9,20 @@ so ``-bound -> 0`` and ``+bound -> 2**value_bits - 1``.  Many ``q_i`` are then
 laid side by side in one big integer (one Paillier plaintext), each in a *slot*
 of ``slot_bits`` bits, value ``j`` of a plaintext at bits
 ``[j * slot_bits, (j + 1) * slot_bits)``.  Each slot has enough headroom bits
-that adding up to ``max_summands`` packed plaintexts never carries from one slot
-into the next, so the integer sum of packed plaintexts is the packing of the
-slot-wise sums.  The sum of ``k`` encodings is decoded by
-``sum_i x_i ~= q_sum * scale - k * bound``.
+that adding up to ``max_total_weight`` (by default ``max_summands``) packed
+plaintexts never carries from one slot into the next, so the integer sum of
+packed plaintexts is the packing of the slot-wise sums.  The sum of ``k``
+encodings is decoded by ``sum_i x_i ~= q_sum * scale - k * bound``.
+
+*Weighted sums.*  A sum ``sum_i w_i x_i`` with positive integer weights is the
+plain sum of ``W = sum_i w_i`` encodings (vector ``i`` counted ``w_i`` times), so
+it needs headroom for ``W`` summands and decodes with ``k = W``:
+``q_sum * scale - W * bound``.  ``PackingSpec.max_total_weight`` is that
+headroom; the functions below that take ``n_summands`` mean this ``W`` (equal to
+the number of vectors when every weight is 1).
+
+*Signed values* never borrow across slots: the offset encoding makes every level
+non-negative before packing, so slots only ever add non-negative integers.
 
 Nothing here knows about encryption; :mod:`offchain.crypto.paillier` builds on it.
 """
@@ -36,6 +46,7 @@ __all__ = [
     "dequantize_sum",
     "MAX_VALUE_BITS",
     "MAX_SUMMANDS_LIMIT",
+    "MAX_TOTAL_WEIGHT_LIMIT",
     "MIN_KEY_BITS",
     "MAX_KEY_BITS",
     "MARGIN_BITS",
@@ -43,8 +54,11 @@ __all__ = [
 
 #: Largest supported ``value_bits``: keeps quantisation exact in float64.
 MAX_VALUE_BITS = 32
-#: Largest supported ``max_summands`` (also keeps blob header fields in 32 bits).
+#: Largest supported ``max_summands`` and ``max_total_weight`` (keeps blob header
+#: fields in 32 bits and every slot sum, at most 52 bits, exact in float64).
 MAX_SUMMANDS_LIMIT = 2**20
+#: Largest supported ``max_total_weight`` (same reasons as ``MAX_SUMMANDS_LIMIT``).
+MAX_TOTAL_WEIGHT_LIMIT = MAX_SUMMANDS_LIMIT
 #: Smallest / largest Paillier modulus size a spec may describe.
 MIN_KEY_BITS = 128
 MAX_KEY_BITS = 16384
@@ -69,16 +83,22 @@ class PackingSpec:
     ``bound`` is the clipping bound of every coordinate (``|x_i| <= bound``),
     ``value_bits`` the width of one quantised value, ``max_summands`` the most
     vectors that may ever be added together, ``key_bits`` the bit length of the
-    Paillier modulus ``n`` the plaintexts must stay below.
+    Paillier modulus ``n`` the plaintexts must stay below.  ``max_total_weight``
+    is the largest sum of integer weights ``sum_i w_i`` a weighted sum
+    ``sum_i w_i x_i`` may have; ``None`` (the default) means ``max_summands``
+    (every weight 1, the unweighted layout), and it may not be smaller than
+    ``max_summands``.  The slots get headroom for ``max_total_weight``.
 
     Raises :class:`PackingError` when a field is out of range or the layout does
-    not fit a single slot into the key.
+    not fit a single slot into the key.  Both 2048- and 3072-bit keys (and any
+    size in ``[MIN_KEY_BITS, MAX_KEY_BITS]``) are supported.
     """
 
     bound: float
     value_bits: int = 16
     max_summands: int = 64
     key_bits: int = 2048
+    max_total_weight: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.bound, (bool, np.bool_)) or not isinstance(
@@ -100,10 +120,28 @@ class PackingSpec:
             if not low <= value <= high:
                 raise PackingError(f"{name} must be in [{low}, {high}], got {value}")
             object.__setattr__(self, name, int(value))
+        weight = self.max_total_weight
+        if weight is None:
+            weight = self.max_summands
+        if not _is_int(weight):
+            raise PackingError(f"max_total_weight must be an int, got {weight!r}")
+        if not self.max_summands <= weight <= MAX_TOTAL_WEIGHT_LIMIT:
+            raise PackingError(
+                f"max_total_weight must be in [max_summands={self.max_summands}, "
+                f"{MAX_TOTAL_WEIGHT_LIMIT}], got {weight}: an unweighted sum of "
+                f"{self.max_summands} vectors already has total weight "
+                f"{self.max_summands}"
+            )
+        object.__setattr__(self, "max_total_weight", int(weight))
         if self.slots_per_plaintext < 1:
+            weights = (
+                ""
+                if self.max_total_weight == self.max_summands
+                else f", max_total_weight={self.max_total_weight}"
+            )
             raise PackingError(
                 f"a {self.slot_bits}-bit slot (value_bits={self.value_bits}, "
-                f"max_summands={self.max_summands}) does not fit below a "
+                f"max_summands={self.max_summands}{weights}) does not fit below a "
                 f"{self.key_bits}-bit modulus"
             )
 
@@ -123,14 +161,19 @@ class PackingSpec:
 
     @property
     def slot_bits(self) -> int:
-        """Bits per slot: ``value_bits`` plus the headroom for ``max_summands``.
+        """Bits per slot: ``value_bits`` plus the headroom for ``max_total_weight``.
 
-        The smallest width with ``max_summands * (2**value_bits - 1) <
-        2**slot_bits``, so a slot-wise sum of up to ``max_summands`` values never
-        carries into the next slot; at most ``value_bits +
-        ceil(log2(max_summands))``.
+        The smallest width with ``max_total_weight * (2**value_bits - 1) <
+        2**slot_bits``, so a slot-wise (weighted) sum of total weight up to
+        ``max_total_weight`` (by default ``max_summands``) never carries into the
+        next slot; at most ``value_bits + ceil(log2(max_total_weight))``.
         """
-        return (self.max_summands * self.max_level).bit_length()
+        return (self._weight_limit * self.max_level).bit_length()
+
+    @property
+    def _weight_limit(self) -> int:
+        # Always an int after __post_init__; typed for the checker.
+        return int(self.max_total_weight)  # type: ignore[arg-type]
 
     @property
     def headroom_bits(self) -> int:
@@ -157,7 +200,8 @@ class PackingSpec:
 
         Half a step (round-to-nearest) plus ``16 * eps * bound`` of allowance for
         float64 round-off.  For a sum of ``k`` vectors, each decoded coordinate is
-        within ``k * quantisation_error`` of the exact sum of the originals.
+        within ``k * quantisation_error`` of the exact sum of the originals; for
+        a weighted sum, within ``sum_i w_i * quantisation_error``.
         """
         return 0.5 * self.scale + 16.0 * _FLOAT_EPS * self.bound
 
@@ -169,10 +213,12 @@ class PackingSpec:
 def _check_summands(n_summands: Any, spec: PackingSpec) -> int:
     if not _is_int(n_summands):
         raise PackingError(f"n_summands must be an int, got {n_summands!r}")
-    if not 1 <= n_summands <= spec.max_summands:
+    limit = spec._weight_limit
+    if not 1 <= n_summands <= limit:
+        name = "max_summands" if limit == spec.max_summands else "max_total_weight"
         raise PackingError(
-            f"n_summands={n_summands} is outside [1, max_summands="
-            f"{spec.max_summands}]; sums of more vectors would carry between slots"
+            f"n_summands={n_summands} is outside [1, {name}={limit}]; sums of "
+            "more vectors would carry between slots"
         )
     return int(n_summands)
 
@@ -262,9 +308,10 @@ def unpack(
 ) -> np.ndarray:
     """Split (summed) packed plaintexts back into ``n_values`` slot sums (int64).
 
-    ``n_summands`` is how many packed vectors were added to make ``packed``.
-    Raises :class:`PackingError` if ``n_summands`` is not in
-    ``[1, spec.max_summands]``, ``n_values < 1``, the number of plaintexts does
+    ``n_summands`` is how many packed vectors were added to make ``packed``
+    (for a weighted sum: the total weight ``sum_i w_i``).  Raises
+    :class:`PackingError` if ``n_summands`` is not in
+    ``[1, spec.max_total_weight]``, ``n_values < 1``, the number of plaintexts does
     not match ``n_values``, a plaintext is negative or wider than the slots, a
     slot exceeds ``n_summands * (2**value_bits - 1)``, or an unused slot is not
     zero (the last three mean corruption or the wrong key).
@@ -315,8 +362,9 @@ def dequantize_sum(q_sum: Any, n_summands: int, spec: PackingSpec) -> np.ndarray
     """Decode slot sums of ``n_summands`` quantised vectors into a float64 sum.
 
     Returns ``q_sum * scale - n_summands * bound``, i.e. removes the offset each
-    summand carried.  Raises :class:`PackingError` if ``q_sum`` is not a 1-D
-    integer array or ``n_summands`` is not in ``[1, spec.max_summands]``.
+    summand carried (for a weighted sum pass the total weight ``sum_i w_i``).
+    Raises :class:`PackingError` if ``q_sum`` is not a 1-D integer array or
+    ``n_summands`` is not in ``[1, spec.max_total_weight]``.
     """
     n_summands = _check_summands(n_summands, spec)
     arr = np.asarray(q_sum)

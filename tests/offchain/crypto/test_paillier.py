@@ -181,8 +181,8 @@ def test_bad_magic_and_version(
     blob = _blob(small, spec)
     with pytest.raises(BlobFormatError, match="bad magic b'XSPV'"):
         EncryptedVector.from_bytes(b"X" + blob[1:])
-    with pytest.raises(BlobFormatError, match="unsupported blob version 2"):
-        EncryptedVector.from_bytes(blob[:4] + b"\x02" + blob[5:])
+    with pytest.raises(BlobFormatError, match="unsupported blob version 3"):
+        EncryptedVector.from_bytes(blob[:4] + b"\x03" + blob[5:])
     with pytest.raises(BlobFormatError, match="must be bytes"):
         EncryptedVector.from_bytes("FSPV")  # type: ignore[arg-type]
 
