@@ -12,7 +12,7 @@ import numpy as np
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare, score_commitment
 from offchain.chain.types import EPSILON_UNIT, MemberStatus, epsilon_to_chain
-from offchain.crypto import PackingSpec, PublicKey, encrypt_vector, seal, unseal
+from offchain.crypto import PackingSpec, PublicKey, encrypt_vector, prefill, seal, unseal
 from offchain.errors import ConfigError, FedshareError, PrivacyBudgetExceeded
 from offchain.learning.data import DeviceData
 from offchain.learning.evaluate import score_update
@@ -151,6 +151,8 @@ class Device:
             )
         info = self.fs.round_info(task_id, round_)
         global_vec = load_model(self.store, info.global_model_hash, self.spec)
+        # The encryption randomness is computed while the device trains.
+        prefill(self.paillier_key, global_vec.size, self.packing, wait=False)
         update = self.local_update(task_id, round_, global_vec)
         if update is None:
             return None
