@@ -54,7 +54,12 @@ import numpy as np
 from gmpy2 import mpz as _mpz
 from gmpy2 import powmod as _powmod
 
-from offchain.crypto.fast import RandomnessPool, default_pool, encrypt_raw
+from offchain.crypto.fast import (
+    RandomnessPool,
+    default_pool,
+    encrypt_raw,
+    rerandomize_raw,
+)
 from offchain.crypto.keys import PrivateKey, PublicKey
 from offchain.crypto.packing import (
     PackingSpec,
@@ -401,12 +406,8 @@ def rerandomize(
             f"{_short(public_key.key_id)}"
         )
     pool = _require_pool(pool, public_key)
-    nsquare = _mpz(public_key.nsquare)
     fresh = pool.take(len(enc.ciphertexts))
-    cts = tuple(
-        int(_mpz(c) * rho % nsquare)
-        for c, rho in zip(enc.ciphertexts, fresh, strict=True)
-    )
+    cts = tuple(rerandomize_raw(public_key, enc.ciphertexts, fresh))
     return EncryptedVector(
         key_id=enc.key_id,
         spec=enc.spec,
