@@ -85,20 +85,36 @@ def _order(key: tuple[str, int]) -> int:
 
 
 def _grid(results: list[ScenarioResult], out: Path, stem: str, title: str) -> list[str]:
-    cells: dict[tuple[str, int], dict[str, ScenarioResult]] = defaultdict(dict)
+    cells: dict[tuple[str, int], dict[str, list[ScenarioResult]]] = defaultdict(
+        lambda: defaultdict(list))
     for r in results:
         s = r.scenario
         clean = "none" if s["epsilon"] is not None else "none, no DP"
-        cells[(s["attack"] or clean, s["attackers"])][s["aggregator"]] = r
+        cells[(s["attack"] or clean, s["attackers"])][s["aggregator"]].append(r)
     aggregators = [a for a in AGGREGATORS if any(a in row for row in cells.values())]
-    lines = [f"{title}: {_unit(results)} after the last round.", "",
-             "| attack | attackers | " + " | ".join(aggregators) + " | PoQ: attackers accepted (last round) / eliminated |",
+    seeds = len({r.scenario["seed"] for r in results})
+    scale = 1 if results[0].metric == "mae" else 100
+    digits = 2 if results[0].metric == "mae" else 1
+
+    def mean(group: list[ScenarioResult]) -> float:
+        return scale * _mean([r.final for r in group])
+
+    def cell(group: list[ScenarioResult]) -> str:
+        if len(group) == 1:
+            return _fmt(group[0])
+        lo, hi = (scale * f(r.final for r in group) for f in (min, max))
+        return f"{mean(group):.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+    averaged = f", mean of {seeds} seeds (range)" if seeds > 1 else ""
+    lines = [f"{title}: {_unit(results)} after the last round{averaged}.", "",
+             "| attack | attackers | " + " | ".join(aggregators)
+             + " | PoQ: attackers accepted (last round) / eliminated |",
              "|---|---:|" + "---:|" * len(aggregators) + "---|"]
     for (attack, count), row in sorted(cells.items(), key=lambda kv: (_order(kv[0]), kv[0])):
-        values = " | ".join(_fmt(row[a]) if a in row else "" for a in aggregators)
+        values = " | ".join(cell(row[a]) if a in row else "" for a in aggregators)
         poq = row.get("poq")
-        caught = (f"{poq.attackers_accepted[-1]} / {poq.eliminated_attackers}"
-                  if poq and count else "")
+        caught = (f"{_mean([r.attackers_accepted[-1] for r in poq]):g} / "
+                  f"{_mean([r.eliminated_attackers for r in poq]):g}" if poq and count else "")
         lines.append(f"| {attack} | {count} | {values} | {caught} |")
 
     def draw(plt):
@@ -109,12 +125,11 @@ def _grid(results: list[ScenarioResult], out: Path, stem: str, title: str) -> li
         width = 0.8 / len(aggregators)
         x = np.arange(len(keys))
         for i, agg in enumerate(aggregators):
-            ys = [cells[k][agg].final * (1 if results[0].metric == "mae" else 100)
-                  if agg in cells[k] else np.nan for k in keys]
+            ys = [mean(cells[k][agg]) if agg in cells[k] else np.nan for k in keys]
             ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=agg)
         ax.set_xticks(x)
         ax.set_xticklabels([f"{a}\n×{c}" if c else a for a, c in keys], fontsize=7)
-        ax.set_ylabel(_unit(results))
+        ax.set_ylabel(_unit(results) + (" (mean over seeds)" if seeds > 1 else ""))
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, ncol=len(aggregators), loc="upper center",
                   bbox_to_anchor=(0.5, -0.16))

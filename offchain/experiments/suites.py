@@ -58,8 +58,9 @@ def scenarios(suite: str, *, quick: bool = False, seed: int = 0) -> list[Scenari
         return [Scenario(nodes=n, epsilon=eps, seed=seed + s, **mnist)
                 for s in range(size.seeds) for n in size.nodes for eps in (None, 10.0)]
     if suite == "attacks":
-        base = Scenario(nodes=size.attack_nodes, seed=seed, **mnist)
-        return _attack_grid(size, base, size.attacker_counts)
+        return [run for s in range(size.seeds) for run in _attack_grid(
+            size, Scenario(nodes=size.attack_nodes, seed=seed + s, **mnist),
+            size.attacker_counts)]
     if suite == "noniid":
         runs = []
         for alpha in size.alphas:

@@ -77,3 +77,24 @@ def test_quick_suites_run_and_write_tables_and_plots(suite, tmp_path):
 def test_unknown_suite_is_rejected():
     with pytest.raises(ConfigError, match="unknown suite 'fast'"):
         scenarios("fast")
+
+
+def test_reports_average_seeds_and_show_their_range(tmp_path):
+    from dataclasses import asdict
+
+    from offchain.experiments.simulate import ScenarioResult
+
+    def result(seed, aggregator, final, attackers=0):
+        scenario = Scenario(nodes=10, seed=seed, aggregator=aggregator,
+                            attack="noise" if attackers else None, attackers=attackers)
+        return ScenarioResult(scenario=asdict(scenario), metric="accuracy",
+                              curve=[0.1, final], attackers_accepted=[0],
+                              eliminated_attackers=attackers)
+
+    results = [result(0, "poq", 0.80), result(1, "poq", 0.84), result(0, "fedavg", 0.83),
+               result(1, "fedavg", 0.85), result(0, "poq", 0.78, 2),
+               result(1, "poq", 0.82, 2)]
+    text = write_report("attacks", results, tmp_path).read_text()
+    assert "mean of 2 seeds (range)" in text
+    assert "| none | 0 | 82.0 (80.0–84.0) | 84.0 (83.0–85.0) |  |" in text
+    assert "| noise | 2 | 80.0 (78.0–82.0) |  | 0 / 2 |" in text
