@@ -113,8 +113,8 @@ def _grid(results: list[ScenarioResult], out: Path, stem: str, title: str) -> li
     for (attack, count), row in sorted(cells.items(), key=lambda kv: (_order(kv[0]), kv[0])):
         values = " | ".join(cell(row[a]) if a in row else "" for a in aggregators)
         poq = row.get("poq")
-        caught = (f"{_mean([r.attackers_accepted[-1] for r in poq]):g} / "
-                  f"{_mean([r.eliminated_attackers for r in poq]):g}" if poq and count else "")
+        caught = (f"{_mean([r.attackers_accepted[-1] for r in poq]):.3g} / "
+                  f"{_mean([r.eliminated_attackers for r in poq]):.3g}" if poq and count else "")
         lines.append(f"| {attack} | {count} | {values} | {caught} |")
 
     def draw(plt):

@@ -32,7 +32,8 @@ DEFAULT_QUALITY_GAP = 1_000
 """How far (basis points) below the round's median quality an update may score and
 still be accepted, unless a task says otherwise. Ten points of accuracy: in the
 experiments (50 nodes, four verifiers of 16 validation samples each) it rejected every
-sign-flipping, scaled and noise update while rejecting 3-4 honest ones per round."""
+sign-flipped and scaled update and nearly every label-flipped one, while turning away
+3-4 honest ones per round besides the worst."""
 
 
 def assignment_size(n: int, k: int) -> int:
