@@ -23,6 +23,7 @@ from rich.table import Table
 
 from offchain.errors import ChainError, ConfigError, FedshareError
 from offchain.paths import default_home, node_bin
+from offchain.protocol.terms import eth
 
 __all__ = ["app"]
 
@@ -32,13 +33,6 @@ app = typer.Typer(help="fedshare: privacy-preserving data sharing between IoT de
 chain_app = typer.Typer(help="Local development chains.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
 console = Console(width=None if sys.stdout.isatty() else 132)
-
-ETHER = 10**18
-
-
-def _eth(wei: int) -> str:
-    return f"{wei / ETHER:.4f}"
-
 
 def _fail(exc: FedshareError) -> None:
     console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
@@ -70,10 +64,8 @@ def demo(
 ) -> None:
     """Run a whole task: 2 owners x 5 devices train MNIST digits with DP-SGD, send
     Paillier-encrypted updates, verify each other on chain, and get paid."""
-    from offchain.roles import (
-        TaskPlan,  # heavy imports (torch, opacus) only when needed
-    )
-    from offchain.runner import RunConfig, run_task
+    from offchain.protocol.plan import TaskPlan
+    from offchain.runner import RunConfig, run_task  # heavy imports only when needed
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.simplefilter("ignore", UserWarning)  # Opacus' notes on secure RNG etc.
@@ -104,23 +96,27 @@ def _run_with_progress(config: Any, run_task: Any) -> Any:
         def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "setup":
                 bar.update(overall, description=f"setting up: {data['step']}")
-            elif kind == "published":
+            elif kind == "published" and "task_id" in data:
                 bar.update(overall, description="rounds")
                 console.print(
-                    f"task {data['task_id']} published, escrow {_eth(data['escrow'])} ETH, "
+                    f"task {data['task_id']} published, escrow {eth(data['escrow'])} ETH, "
                     f"initial accuracy {data['accuracy']:.1%}")
-            elif kind == "round":
-                bar.reset(steps, total=data["participants"] * 2, visible=True,
+            elif kind == "opened":
+                bar.reset(steps, total=per_round, visible=True,
                           description=f"round {data['round']}: train, encrypt, verify")
             elif kind in ("trained", "scored"):
                 bar.advance(steps)
-            elif kind == "round_done":
+            elif kind == "published":
                 bar.advance(overall)
                 bar.update(steps, visible=False)
-                r = data["record"]
-                console.print(
-                    f"round {r.round}: accuracy {r.accuracy:.1%}, ε {r.epsilon:.2f}, "
-                    f"leader {r.leader}, eliminated {r.eliminated or '-'}")
+                accuracy = data["metrics"].get("test_accuracy")
+                shown = "-" if accuracy is None else f"{accuracy:.1%}"
+                console.print(f"round {data['round']}: accuracy {shown}")
+            elif kind == "stopped":
+                console.print(f"{data['label']} stops at its ε budget "
+                              f"(ε = {data['epsilon']:.2f})")
+            elif kind == "cancelled":
+                console.print(f"{data['label']} cancelled the stalled task")
 
         return run_task(config, on_event)
 
@@ -130,17 +126,20 @@ def _print_summary(report: Any) -> None:
     for name in ("round", "accuracy", "ε (δ=1e-5)", "participants", "accepted", "leader",
                  "eliminated", "rewards (ETH)", "gas / participant", "finalize gas", "s"):
         table.add_column(name, justify="right")
-    for r in report.rounds:
-        table.add_row(str(r.round), f"{r.accuracy:.2%}", f"{r.epsilon:.2f}",
-                      str(r.participants), str(r.accepted), r.leader, r.eliminated or "-",
-                      _eth(r.reward_paid), f"{r.gas_per_participant:,}", f"{r.gas_finalize:,}",
-                      f"{r.seconds:.1f}")
+    label = report.labels.get
+    for r, seconds in zip(report.rounds, report.round_seconds + [None] * len(report.rounds)):
+        table.add_row(str(r.round), "-" if r.accuracy is None else f"{r.accuracy:.2%}",
+                      f"{r.epsilon:.2f}", str(r.participants), str(r.accepted),
+                      label(r.leader, r.leader or "-"),
+                      label(r.eliminated, r.eliminated or "-"),
+                      eth(r.reward_paid), f"{r.gas_per_participant:,}",
+                      f"{r.gas_finalize:,}", "-" if seconds is None else f"{seconds:.1f}")
     console.print(table)
     console.print(f"final accuracy: [bold]{report.final_accuracy:.2%}[/] "
                   f"(initial {report.initial_accuracy:.2%})")
     for i, (owner, wei) in enumerate(report.claimed.items(), start=1):
-        console.print(f"owner o{i} {owner} claimed {_eth(wei)} ETH for its devices")
-    console.print(f"requester refund of unspent escrow: {_eth(report.refund)} ETH")
+        console.print(f"owner o{i} {owner} claimed {eth(wei)} ETH for its devices")
+    console.print(f"requester refund of unspent escrow: {eth(report.refund)} ETH")
     console.print(f"artefacts (keys, blobs, deployment, report.json): {report.run_dir}")
     console.print(f"wall time: {report.seconds:.1f} s")
 

@@ -26,6 +26,13 @@ __all__ = [
     "StorageError",
     "BlobIntegrityError",
     "BlobNotFound",
+    "StateError",
+    "ProtocolError",
+    "LetterRejected",
+    "TaskStalled",
+    "DeploymentError",
+    "InsufficientFunds",
+    "NotDevelopmentChain",
 ]
 
 
@@ -45,6 +52,20 @@ class ChainError(FedshareError):
     """Talking to the chain failed (compile, deploy, connect, transact)."""
 
     exit_code = 3
+
+
+class DeploymentError(ChainError):
+    """A deployment manifest does not match the chain: another chain id, an address
+    without the expected contract code, an unreadable or unwritable manifest."""
+
+
+class InsufficientFunds(ChainError):
+    """A wallet cannot pay for what it is about to send."""
+
+
+class NotDevelopmentChain(ChainError):
+    """A development-only operation (funding from the node's accounts, moving time)
+    was asked of a node that does not offer it."""
 
 
 class TransactionReverted(ChainError):
@@ -121,3 +142,23 @@ class BlobIntegrityError(StorageError):
 
 class BlobNotFound(StorageError):
     """No blob is stored under the given content address."""
+
+
+class StateError(StorageError):
+    """A role's saved state is unreadable, from another task or wallet, or cannot be
+    written."""
+
+
+class ProtocolError(FedshareError):
+    """A party broke a rule of the round protocol, or a message breaks one."""
+
+    exit_code = 9
+
+
+class LetterRejected(ProtocolError):
+    """A letter between devices is not signed by its sender, or is addressed to
+    another round, task, chain or recipient."""
+
+
+class TaskStalled(ProtocolError):
+    """Nobody can act and no deadline is left to wait for."""

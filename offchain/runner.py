@@ -1,7 +1,10 @@
-"""Run one whole task in process: every role, every round, from publish to claim.
+"""One whole task in process: set up the parties, then let the driver step them.
 
-This is what ``fedshare demo`` drives. It reports progress through a callback and
-returns a :class:`RunReport`; rendering is the CLI's business.
+This is what ``fedshare demo`` runs on the embedded chain (or a development node):
+deploy, create the parties' wallets, register every device from its own signed
+consent, publish, and :func:`offchain.driver.drive` the requester, aggregator, devices
+and owners until the task ends. Progress goes to a callback; the result is a
+:class:`RunReport` read back from the chain.
 """
 
 from __future__ import annotations
@@ -12,29 +15,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from offchain.chain.accounts import new_wallet
-from offchain.chain.contracts import deploy
+from offchain.chain.accounts import Wallet, new_wallet
+from offchain.chain.contracts import Fedshare, deploy
 from offchain.chain.node import Chain
-from offchain.crypto import (
-    PackingSpec,
-    generate_keypair,
-    save_private_key,
-    save_public_key,
-)
+from offchain.crypto import generate_keypair, save_private_key, save_public_key
+from offchain.driver import drive
 from offchain.errors import ConfigError
 from offchain.learning.data import load_mnist, split_iid
 from offchain.learning.evaluate import accuracy
 from offchain.learning.model import ModelSpec, initial_vector
 from offchain.privacy import DPConfig
-from offchain.roles import Aggregator, Device, Owner, Requester, TaskPlan
-from offchain.storage import BlobStore
-from offchain.storage.mailbox import Mailbox
+from offchain.protocol.plan import TaskPlan
+from offchain.protocol.terms import ETHER
+from offchain.roles import (
+    AggregatorRole,
+    DeviceRole,
+    Owner,
+    OwnerRole,
+    RequesterRole,
+    Role,
+    publish_task,
+)
+from offchain.status import RoundRecord, task_status
+from offchain.storage.exchange import LocalExchange
 
-__all__ = ["RunConfig", "RoundRecord", "RunReport", "run_task"]
+__all__ = ["RunConfig", "RunReport", "run_task", "DeviceFactory"]
 
-ETHER = 10**18
-NO_HASH = b"\0" * 32
 Progress = Callable[[str, dict[str, Any]], None]
+DeviceFactory = Callable[[int], Callable[..., DeviceRole]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +59,8 @@ class RunConfig:
     seed: int = 0
     home: Path = Path(".fedshare")
     rpc_url: str | None = None
+    silent: tuple[int, ...] = ()
+    """Indices of devices that register and join but then never act."""
 
     def __post_init__(self) -> None:
         if self.owners < 1 or self.devices_per_owner < 1:
@@ -58,31 +68,15 @@ class RunConfig:
         if self.devices < self.plan.min_participants:
             raise ConfigError(
                 f"{self.devices} devices cannot fill min_participants="
-                f"{self.plan.min_participants}"
-            )
+                f"{self.plan.min_participants}")
 
     @property
     def devices(self) -> int:
         return self.owners * self.devices_per_owner
 
-
-@dataclass(frozen=True)
-class RoundRecord:
-    """One round as the demo table shows it."""
-
-    round: int
-    participants: int
-    committed: int
-    accepted: int
-    accuracy: float
-    epsilon: float
-    leader: str
-    eliminated: str | None
-    reward_paid: int
-    gas_per_participant: int  # commitUpdate + commitScores + revealScores, mean
-    gas_finalize: int
-    seconds: float
-    accepted_devices: tuple[str, ...] = ()
+    def label(self, i: int) -> str:
+        """Device i's name in tables: owner and device number."""
+        return f"o{i // self.devices_per_owner + 1}-d{i % self.devices_per_owner + 1}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +88,7 @@ class RunReport:
     initial_accuracy: float
     final_accuracy: float
     rounds: list[RoundRecord]
+    round_seconds: list[float]
     claimed: dict[str, int]
     refund: int
     model_hashes: list[str]
@@ -104,41 +99,48 @@ class RunReport:
     seconds: float
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2))
+        path.write_text(json.dumps(asdict(self), indent=2, default=str))
 
 
-def _quiet(kind: str, data: dict[str, Any]) -> None:
-    return None
+class _Silent(DeviceRole):
+    """A device that joined and then says nothing (a fault the protocol must absorb)."""
+
+    def decide(self, view):  # noqa: D401 - same contract as DeviceRole.decide
+        from offchain.protocol.types import MemberStatus
+
+        if not view.state.status.live:
+            return super().decide(view)
+        if self.fs.tasks.member_status(self.task_id, self.address) is MemberStatus.NONE:
+            return super().decide(view)
+        from offchain.roles.base import Step
+
+        return Step(done=True)
 
 
-def run_task(config: RunConfig, progress: Progress = _quiet, *,
+def run_task(config: RunConfig, progress: Progress = lambda kind, data: None, *,
              chain: Chain | None = None,
-             device_factory: Callable[[int], Callable[..., Device]] | None = None,
-             ) -> RunReport:
+             device_factory: DeviceFactory | None = None) -> RunReport:
     """Runs one task end to end on `chain`, or else on a new embedded chain (or the
     node at `config.rpc_url`). `device_factory(i)` gives the class (or a factory with
-    its signature) of device i; experiments use it to plant attackers. Default: Device."""
+    its signature) of device i; experiments use it to plant attackers."""
     started = time.perf_counter()
     run_dir = config.home / "runs" / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    store = BlobStore(run_dir / "blobs")
-    mailbox = Mailbox(run_dir / "mailbox")
+    exchange = LocalExchange(run_dir)
 
     progress("setup", {"step": "chain"})
     if chain is None:
         chain = Chain.connect(config.rpc_url) if config.rpc_url else Chain.embedded_chain()
+    plan = config.plan
     deployer, requester_w, aggregator_w = new_wallet(), new_wallet(), new_wallet()
     owners_w = [new_wallet() for _ in range(config.owners)]
     devices_w = [new_wallet() for _ in range(config.devices)]
-    plan = config.plan
     for wallet in (deployer, aggregator_w, *owners_w, *devices_w):
         chain.fund(wallet.address, 10 * ETHER)
-    chain.fund(requester_w.address, plan.rounds * plan.reward_per_round + 10 * ETHER)
-    fs = deploy(chain, deployer)
-    fs.deployment.save(run_dir / "deployment.json")
+    chain.fund(requester_w.address, plan.escrow + 10 * ETHER)
+    fs = deploy(chain, deployer, manifest=run_dir / "deployment.json")
 
     progress("setup", {"step": "keys"})
-    (run_dir / "keys").mkdir()
     public_key, private_key = generate_keypair(bits=config.key_bits,
                                                insecure_ok=config.insecure_test_key)
     save_public_key(run_dir / "keys" / "paillier.pub.json", public_key)
@@ -146,93 +148,48 @@ def run_task(config: RunConfig, progress: Progress = _quiet, *,
 
     progress("setup", {"step": "data"})
     split = split_iid(load_mnist(), config.devices, seed=config.seed)
-    packing = PackingSpec(bound=config.dp.update_bound, max_summands=plan.max_participants,
-                          key_bits=config.key_bits)
-    requester = Requester(fs, requester_w, store, spec=config.model,
-                          public_key=public_key, private_key=private_key)
-    aggregator = Aggregator(fs, aggregator_w, store, public_key=public_key)
-    owners = [Owner(fs, w) for w in owners_w]
-    make = device_factory or (lambda i: Device)
-    devices = [
-        make(i)(fs, w, store, mailbox, data=split.devices[i], spec=config.model,
-                dp=config.dp, packing=packing, paillier_key=public_key,
-                seed=config.seed * 10_000 + i, state_dir=run_dir / "privacy")
-        for i, w in enumerate(devices_w)
-    ]
-    by_address = {d.address: d for d in devices}
-    labels = {d.address: f"o{i // config.devices_per_owner + 1}-d{i % config.devices_per_owner + 1}"
-              for i, d in enumerate(devices)}
-    for k, owner in enumerate(owners):
+    for k, wallet in enumerate(owners_w):
         per = config.devices_per_owner
-        owner.register(devices_w[k * per:(k + 1) * per])
-
+        Owner(fs, wallet).register_wallets(devices_w[k * per:(k + 1) * per])
     model = initial_vector(config.model, seed=config.seed)
-    task_id = requester.publish(plan, model, aggregator.address)
-    for device in devices:
-        device.join(task_id)
+    task_id = publish_task(fs, requester_w, exchange, plan, model, public_key.key_id,
+                           aggregator_w.address)
     initial_accuracy = accuracy(config.model, model, split.test)
     progress("published", {"task_id": task_id, "accuracy": initial_accuracy,
-                           "escrow": plan.rounds * plan.reward_per_round})
+                           "escrow": plan.escrow})
 
-    records: list[RoundRecord] = []
-    model_hashes = [fs.task_state(task_id).current_model.hex()]
-    for _ in range(plan.rounds):
-        round_started = time.perf_counter()
-        round_ = aggregator.open_round(task_id)
-        participants = fs.participants(task_id)
-        progress("round", {"round": round_, "participants": len(participants)})
-        gas = 0
-        for address in participants:
-            result = by_address[address].train_and_commit(task_id, round_)
-            gas += result.commit_gas if result else 0
-            progress("trained", {"round": round_, "device": labels[address]})
-        committed = [a for a in participants
-                     if fs.submission(task_id, round_, a).update_hash != NO_HASH]
-        for address in committed:
-            device = by_address[address]
-            gas += device.commit_scores(task_id, round_, device.score_peers(task_id, round_))
-            progress("scored", {"round": round_, "device": labels[address]})
-        for address in committed:
-            gas += by_address[address].reveal_scores(task_id, round_)
-        outcome = fs.finalize_round(aggregator.wallet, task_id, round_)
-        if outcome.accepted:
-            aggregator.aggregate(task_id, round_, outcome.accepted)
-        model = requester.next_model(task_id, round_)
-        test_accuracy = accuracy(config.model, model, split.test)
-        model_hashes.append(requester.publish_model(
-            task_id, round_, model, {"test_accuracy": test_accuracy}).hex())
-        info = fs.round_info(task_id, round_)
-        record = RoundRecord(
-            round=round_,
-            participants=len(participants),
-            committed=info.committed,
-            accepted=len(outcome.accepted),
-            accuracy=test_accuracy,
-            epsilon=max(by_address[a].epsilon for a in participants),
-            leader=labels.get(outcome.leader, outcome.leader),
-            eliminated=labels.get(outcome.eliminated) if outcome.eliminated else None,
-            reward_paid=outcome.reward_paid,
-            gas_per_participant=gas // max(1, len(committed)),
-            gas_finalize=outcome.gas_used,
-            seconds=time.perf_counter() - round_started,
-            accepted_devices=tuple(labels.get(a, a) for a in outcome.accepted),
-        )
-        records.append(record)
-        progress("round_done", {"record": record})
+    roles = _parties(config, fs, task_id, exchange, run_dir / "state", requester_w,
+                     aggregator_w, owners_w, devices_w, split, private_key,
+                     device_factory, progress)
+    seconds: list[float] = []
+    timer = {"opened": time.perf_counter()}
 
-    claimed = {owner.address: owner.claim() for owner in owners}
-    refund = requester.withdraw_refund()
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "opened":
+            timer["opened"] = time.perf_counter()
+        elif kind == "published":
+            seconds.append(time.perf_counter() - timer["opened"])
+        progress(kind, data)
+
+    for role in roles:
+        role.progress = on_event
+    drive(chain, roles)
+
+    status = task_status(fs, task_id, exchange)
+    labels = {w.address: config.label(i) for i, w in enumerate(devices_w)}
     report = RunReport(
         task_id=task_id,
-        chain=chain.url or "embedded eth-tester",
+        chain=chain.where,
         initial_accuracy=initial_accuracy,
-        final_accuracy=records[-1].accuracy,
-        rounds=records,
-        claimed=claimed,
-        refund=refund,
-        model_hashes=model_hashes,
+        final_accuracy=status.rounds[-1].accuracy if status.rounds else initial_accuracy,
+        rounds=status.rounds,
+        round_seconds=seconds,
+        claimed={r.address: r.state.get("claimed", 0) for r in roles
+                 if isinstance(r, OwnerRole)},
+        refund=roles[0].state.get("refunded", 0),
+        model_hashes=[v.hex() for v in _model_hashes(fs, task_id)],
         labels=labels,
-        requester=requester.address,
+        requester=requester_w.address,
         deployment=asdict(fs.deployment),
         run_dir=str(run_dir),
         seconds=time.perf_counter() - started,
@@ -240,3 +197,36 @@ def run_task(config: RunConfig, progress: Progress = _quiet, *,
     report.save(run_dir / "report.json")
     progress("done", {"report": report})
     return report
+
+
+def _parties(config: RunConfig, fs: Fedshare, task_id: int, exchange: LocalExchange,
+             state_dir: Path, requester_w: Wallet, aggregator_w: Wallet,
+             owners_w: list[Wallet], devices_w: list[Wallet], split, private_key,
+             device_factory: DeviceFactory | None, progress: Progress) -> list[Role]:
+    """The requester, the aggregator, every device and every owner, in that order."""
+    spec = config.model
+    roles: list[Role] = [
+        RequesterRole(fs, requester_w, task_id, state_dir, exchange=exchange, spec=spec,
+                      private_key=private_key, progress=progress,
+                      evaluate=lambda m: {"test_accuracy": accuracy(spec, m, split.test)}),
+        AggregatorRole(fs, aggregator_w, task_id, state_dir, exchange=exchange,
+                       public_key=private_key.public_key, progress=progress),
+    ]
+    make = device_factory or (lambda i: _Silent if i in config.silent else DeviceRole)
+    for i, wallet in enumerate(devices_w):
+        roles.append(make(i)(fs, wallet, task_id, state_dir, exchange=exchange,
+                             data=split.devices[i], spec=spec, dp=config.dp,
+                             paillier_key=private_key.public_key,
+                             seed=config.seed * 10_000 + i, label=config.label(i),
+                             progress=progress))
+    roles += [OwnerRole(fs, w, task_id, state_dir, label=f"o{k + 1}", progress=progress)
+              for k, w in enumerate(owners_w)]
+    return roles
+
+
+def _model_hashes(fs: Fedshare, task_id: int) -> list[bytes]:
+    initial = fs.tasks.logs("TaskPublished", from_block=fs.deployment.block,
+                            taskId=task_id)[0]["args"]["modelHash"]
+    published = fs.tasks.logs("ModelPublished", from_block=fs.deployment.block,
+                              taskId=task_id)
+    return [bytes(initial)] + [bytes(e["args"]["modelHash"]) for e in published]

@@ -15,7 +15,8 @@ from eth_keys import keys as eth_keys
 
 from offchain.errors import ConfigError
 
-__all__ = ["Wallet", "new_wallet", "save_keystore", "load_keystore", "load_wallet"]
+__all__ = ["Wallet", "new_wallet", "save_keystore", "load_keystore", "load_wallet",
+           "recover_signer"]
 
 
 class Wallet:
@@ -113,3 +114,13 @@ def load_wallet(keystore: Path | None, password_env: str = "FEDSHARE_PASSWORD",
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{key_env} does not hold a valid private key") from exc
     return Wallet(account.address, bytes(account.key))
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str | None:
+    """The address whose key made the EIP-191 `signature` of the 32-byte `digest`, or
+    None when the signature is malformed."""
+    try:
+        return str(Account.recover_message(encode_defunct(primitive=digest),
+                                           signature=signature))
+    except Exception:  # noqa: BLE001 - any malformed signature is simply no signer
+        return None

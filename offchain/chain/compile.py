@@ -18,25 +18,42 @@ from solcx.exceptions import SolcError
 from offchain.errors import ChainError
 from offchain.paths import build_dir, contracts_dir, project_root
 
-__all__ = ["Artifact", "compile_contracts", "CONTRACT_NAMES", "SOLC_SETTINGS"]
+__all__ = ["Artifact", "compile_contracts", "compiler_version", "CONTRACT_NAMES",
+           "SOLC_SETTINGS"]
 
 CONTRACT_NAMES = ("DeviceRegistry", "RewardVault", "ModelRegistry", "TaskRegistry")
 SOLC_SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
     "outputSelection": {
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object",
+                    "evm.deployedBytecode.immutableReferences"]}
     },
 }
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """A compiled contract: its ABI and creation bytecode."""
+    """A compiled contract: its ABI, creation bytecode, runtime bytecode and where
+    the runtime code holds immutables (byte ranges set by the constructor)."""
 
     name: str
     abi: list[dict[str, Any]]
     bytecode: str
+    runtime: str = "0x"
+    immutables: tuple[tuple[int, int], ...] = ()
+
+    def matches_runtime(self, code: bytes) -> bool:
+        """Whether `code` (read from a chain) is this contract's runtime code, with
+        the immutables it was deployed with masked out."""
+        expected = bytes.fromhex(self.runtime.removeprefix("0x"))
+        if len(code) != len(expected):
+            return False
+        actual = bytearray(code)
+        wanted = bytearray(expected)
+        for start, length in self.immutables:
+            actual[start:start + length] = wanted[start:start + length]
+        return bytes(actual) == bytes(wanted)
 
 
 def _shim() -> Path:
@@ -58,6 +75,11 @@ def _fingerprint(sources: dict[str, Path], version: str) -> str:
         digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def compiler_version() -> str:
+    """The version of the npm solc that compiles the contracts."""
+    return _compiler_version()
 
 
 def _compiler_version() -> str:
@@ -99,17 +121,23 @@ def compile_contracts(*, force: bool = False) -> dict[str, Artifact]:
     for file_output in output["contracts"].values():
         for name, data in file_output.items():
             if name in CONTRACT_NAMES:
+                runtime = data["evm"]["deployedBytecode"]
+                ranges = tuple(sorted(
+                    (int(r["start"]), int(r["length"]))
+                    for refs in runtime.get("immutableReferences", {}).values()
+                    for r in refs))
                 found[name] = Artifact(
-                    name, data["abi"], "0x" + data["evm"]["bytecode"]["object"]
+                    name, data["abi"], "0x" + data["evm"]["bytecode"]["object"],
+                    "0x" + runtime["object"], ranges,
                 )
     missing = set(CONTRACT_NAMES) - set(found)
     if missing:
         raise ChainError(f"compiler output lacks {sorted(missing)}")
     out.mkdir(parents=True, exist_ok=True)
     for artifact in found.values():
-        (out / f"{artifact.name}.json").write_text(
-            json.dumps({"abi": artifact.abi, "bytecode": artifact.bytecode})
-        )
+        (out / f"{artifact.name}.json").write_text(json.dumps({
+            "abi": artifact.abi, "bytecode": artifact.bytecode,
+            "runtime": artifact.runtime, "immutables": artifact.immutables}))
     stamp.write_text(fingerprint)
     return found
 
@@ -126,4 +154,5 @@ def _compiler_errors(exc: SolcError) -> str:
 
 def _load(path: Path) -> Artifact:
     data = json.loads(path.read_text())
-    return Artifact(path.stem, data["abi"], data["bytecode"])
+    return Artifact(path.stem, data["abi"], data["bytecode"], data.get("runtime", "0x"),
+                    tuple(tuple(r) for r in data.get("immutables", ())))

@@ -1,20 +1,43 @@
-"""Connections to a chain: the embedded eth-tester chain or any JSON-RPC node."""
+"""Connections to a chain: the embedded eth-tester chain or any JSON-RPC node.
+
+A view is one ``eth_call``; a transaction is estimated (which surfaces a revert as the
+contract's custom error before anything is paid), signed locally, journalled when the
+sender keeps a journal, sent, and its receipt polled promptly.
+"""
 
 from __future__ import annotations
 
 import ast
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from eth.vm.spoof import SpoofTransaction
 from web3 import EthereumTesterProvider, Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
+from offchain.chain.abi import decode_outputs
 from offchain.chain.accounts import Wallet
+from offchain.chain.journal import JournalEntry, TxJournal
 from offchain.chain.revert import RevertDecoder
-from offchain.errors import ChainError, TransactionReverted
+from offchain.errors import (
+    ChainError,
+    InsufficientFunds,
+    NotDevelopmentChain,
+    TransactionReverted,
+)
 
-__all__ = ["Chain", "Receipt"]
+__all__ = ["Chain", "Receipt", "DEVELOPMENT_NODES"]
+
+DEVELOPMENT_NODES = ("anvil", "hardhat", "ganache", "ethereumjs testrpc")
+"""Client names (``web3_clientVersion``) of development nodes: they hold unlocked,
+funded accounts and let a test move time."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,9 @@ class Chain:
         self.embedded = embedded
         self.url = url
         self.decoder = RevertDecoder([])
+        self._chain_id: int | None = None
+        self._client: str | None = None
+        self._nonces: dict[str, int] = {}
 
     @classmethod
     def embedded_chain(cls) -> "Chain":
@@ -50,37 +76,107 @@ class Chain:
     @classmethod
     def connect(cls, url: str, *, timeout: float = 30.0) -> "Chain":
         """Connects to a JSON-RPC node. Raises ChainError when it does not answer."""
+        if not url.startswith(("http://", "https://")):
+            raise ChainError(f"{url!r} is not an http(s) JSON-RPC URL")
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
         if not w3.is_connected():
             raise ChainError(f"no Ethereum node answers at {url}")
         return cls(w3, embedded=False, url=url)
 
     def __repr__(self) -> str:
-        where = "embedded eth-tester" if self.embedded else self.url
-        return f"Chain({where}, chain_id={self.chain_id})"
+        return f"Chain({self.where}, chain_id={self.chain_id})"
+
+    @property
+    def where(self) -> str:
+        """The embedded chain or the node's URL, for people."""
+        return "embedded eth-tester" if self.embedded else str(self.url)
 
     @property
     def chain_id(self) -> int:
-        return int(self.w3.eth.chain_id)
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    @property
+    def client(self) -> str:
+        """The node's client version string (``web3_clientVersion``)."""
+        if self._client is None:
+            self._client = "eth-tester" if self.embedded else str(self.w3.client_version)
+        return self._client
+
+    @property
+    def is_development(self) -> bool:
+        """The embedded chain, Anvil, a Hardhat node or Ganache."""
+        return self.embedded or self.client.lower().startswith(DEVELOPMENT_NODES)
+
+    # ------------------------------------------------------------------ reads
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
 
     def now(self) -> int:
         """Timestamp of the latest block."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def next_timestamp(self) -> int:
+        """The earliest timestamp the next block can carry: what a contract will
+        compare deadlines against when a transaction is sent now."""
+        latest = self.now()
+        if self.embedded:
+            tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+            pending = int(tester.get_block_by_number("pending")["timestamp"])
+            return max(latest + 1, pending)
+        return max(latest, int(time.time()))
+
     def balance(self, address: str) -> int:
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
-    def fund(self, address: str, wei: int) -> None:
-        """Sends `wei` from the node's first unlocked development account."""
-        source = self.w3.eth.accounts[0]
+    def code_at(self, address: str) -> bytes:
+        """The runtime code at `address` (empty for an account without code)."""
+        return bytes(self.w3.eth.get_code(Web3.to_checksum_address(address)))
+
+    def nonce_of(self, address: str, block: str = "latest") -> int:
+        return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address),
+                                                     block))
+
+    def view(self, fn: Any) -> Any:
+        """Runs the bound contract function `fn` as one ``eth_call`` on the latest
+        block and decodes its outputs (structs as tuples, in ABI order). A revert
+        raises TransactionReverted with the contract's custom error."""
+        data = fn._encode_transaction_data()
+        raw = self._guard(lambda: self.w3.eth.call({"to": fn.address, "data": data},
+                                                   "latest"))
+        return decode_outputs(fn.abi["outputs"], bytes(raw))
+
+    # ------------------------------------------------------------------ development
+    def _require_development(self, what: str) -> None:
+        if not self.is_development:
+            raise NotDevelopmentChain(
+                f"{what} needs a development node (Anvil, Hardhat, Ganache or the "
+                f"embedded chain); {self.where} is {self.client}")
+
+    def fund(self, address: str, wei: int) -> Receipt:
+        """Sends `wei` from the node's first unlocked development account. Raises
+        NotDevelopmentChain on any other node, InsufficientFunds when that account
+        cannot pay."""
+        self._require_development("funding from a development account")
+        accounts = self.w3.eth.accounts
+        if not accounts:
+            raise NotDevelopmentChain(f"{self.where} offers no unlocked account to fund from")
+        source = accounts[0]
+        if self.balance(source) < wei:
+            raise InsufficientFunds(
+                f"development account {source} holds {self.balance(source)} wei, "
+                f"cannot send {wei}")
         tx_hash = self.w3.eth.send_transaction(
-            {"from": source, "to": Web3.to_checksum_address(address), "value": wei}
-        )
-        self.w3.eth.wait_for_transaction_receipt(tx_hash)
+            {"from": source, "to": Web3.to_checksum_address(address), "value": wei})
+        receipt = self._wait(tx_hash)
+        return Receipt(tx_hash.hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]),
+                       receipt)
 
     def advance_time(self, seconds: int) -> None:
-        """Moves the chain's clock at least `seconds` forward (development chains only)
-        and mines a block."""
+        """Moves the chain's clock at least `seconds` forward and mines a block
+        (development chains only; NotDevelopmentChain elsewhere)."""
+        self._require_development("moving the clock")
         if self.embedded:
             tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
             # eth-tester's pending block follows the wall clock: travel from the later
@@ -91,6 +187,12 @@ class Chain:
             self.w3.provider.make_request("evm_increaseTime", [seconds])
             self.w3.provider.make_request("evm_mine", [])
 
+    def advance_past(self, timestamp: int) -> None:
+        """Moves the clock so that the next block is strictly after `timestamp`."""
+        now = self.next_timestamp()
+        if now <= timestamp:
+            self.advance_time(timestamp + 1 - now + (1 if self.embedded else 0))
+
     def snapshot(self) -> Any:
         """Takes a snapshot of the chain state (development chains only)."""
         if self.embedded:
@@ -99,41 +201,125 @@ class Chain:
 
     def revert(self, snapshot_id: Any) -> None:
         """Returns the chain to `snapshot_id`."""
+        self._nonces.clear()
         if self.embedded:
             self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot_id)  # type: ignore[attr-defined]
             self._fast_estimates()  # a revert to genesis rebuilds the py-evm chain
         else:
             self.w3.provider.make_request("evm_revert", [snapshot_id])
 
-    def transact(self, wallet: Wallet, call: Any, *, value: int = 0) -> Receipt:
+    # ------------------------------------------------------------------ transactions
+    def transact(self, wallet: Wallet, call: Any, *, value: int = 0,
+                 journal: TxJournal | None = None, label: str = "",
+                 _retried: bool = False) -> Receipt:
         """Signs and sends a contract call from `wallet` and waits for it.
 
-        Raises TransactionReverted with the contract's custom error when it reverts.
-        """
-        params = {
-            "from": wallet.address,
-            "value": value,
-            "nonce": self.w3.eth.get_transaction_count(wallet.address, "pending"),
-            "chainId": self.chain_id,
-        }
+        With a `journal`, a transaction left in flight by an earlier run is settled
+        first; if it carried the same `label` (the same action), its receipt is
+        returned and nothing new is sent. Raises TransactionReverted with the
+        contract's custom error when the call would revert (found before sending) or
+        did; InsufficientFunds when the wallet cannot pay."""
+        if journal is not None:
+            earlier = self.settle(wallet, journal)
+            if earlier is not None and earlier[0] == label:
+                return self._checked(earlier[1], call, wallet, value)
+        nonce = self._next_nonce(wallet.address)
+        params = {"from": wallet.address, "value": value, "nonce": nonce,
+                  "chainId": self.chain_id}
         tx = self._guard(lambda: call.build_transaction(params))
         # Some nodes (Anvil) estimate net of storage refunds, which is short of what
         # the transaction needs before the refund: leave headroom. Unused gas is not paid.
         tx["gas"] = tx["gas"] * 5 // 4 + _GAS_HEADROOM
-        tx_hash = self.w3.eth.send_raw_transaction(wallet.sign_transaction(tx))
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        self._require_funds(wallet.address, tx, value)
+        raw = wallet.sign_transaction(tx)
+        tx_hash = Web3.keccak(raw)
+        if journal is not None:
+            journal.record(JournalEntry(label, wallet.address, nonce, tx_hash.hex(),
+                                        raw.hex()))
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Web3RPCError as exc:
+            self._nonces.pop(wallet.address, None)
+            if journal is not None:
+                journal.clear()
+            if "nonce" in str(exc).lower() and not _retried:
+                # The wallet also sent from elsewhere: start again from the node's count.
+                return self.transact(wallet, call, value=value, journal=journal,
+                                     label=label, _retried=True)
+            raise ChainError(f"{self.where} refused the transaction: {exc}") from None
+        self._nonces[wallet.address] = nonce + 1
+        receipt = self._wait(tx_hash)
+        if journal is not None:
+            journal.clear()
+        return self._checked(receipt, call, wallet, value, gas=tx["gas"])
+
+    def settle(self, wallet: Wallet, journal: TxJournal) -> tuple[str, Any] | None:
+        """Settles the transaction `journal` holds, if any: waits for it, sending its
+        signed bytes again when the node no longer knows it and its nonce is still
+        free. Returns (label, receipt), or None when nothing was in flight or the
+        transaction can no longer be mined."""
+        entry = journal.pending()
+        if entry is None:
+            return None
+        tx_hash = bytes.fromhex(entry.tx_hash.removeprefix("0x"))
+        receipt = self._receipt(tx_hash)
+        if receipt is None and self.nonce_of(entry.sender) <= entry.nonce:
+            try:
+                self.w3.eth.send_raw_transaction(bytes.fromhex(entry.raw))
+            except Web3RPCError:
+                pass  # already known to the node, or the nonce was used meanwhile
+            if self.nonce_of(entry.sender, "pending") > entry.nonce:
+                receipt = self._wait(tx_hash, give_up=30.0)
+        journal.clear()
+        self._nonces.pop(wallet.address, None)
+        return None if receipt is None else (entry.label, receipt)
+
+    def _checked(self, receipt: Any, call: Any, wallet: Wallet, value: int,
+                 gas: int | None = None) -> Receipt:
         if receipt["status"] != 1:
             # Replay the call at the failing block to learn why it reverted.
+            params = {"from": wallet.address, "value": value}
             self._guard(lambda: call.call(params, block_identifier=receipt["blockNumber"]))
             raise TransactionReverted(
-                "Reverted", {"tx": tx_hash.hex(), "gas_used": receipt["gasUsed"],
-                             "gas_limit": tx["gas"]})
-        return Receipt(tx_hash.hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]),
-                       receipt)
+                "Reverted", {"tx": receipt["transactionHash"].hex(),
+                             "gas_used": receipt["gasUsed"], "gas_limit": gas})
+        return Receipt(receipt["transactionHash"].hex(), int(receipt["gasUsed"]),
+                       int(receipt["blockNumber"]), receipt)
 
-    def call(self, call: Any) -> Any:
-        """Runs a view call; a revert raises TransactionReverted."""
-        return self._guard(call.call)
+    def _next_nonce(self, address: str) -> int:
+        if address not in self._nonces:
+            self._nonces[address] = self.nonce_of(address, "pending")
+        return self._nonces[address]
+
+    def _require_funds(self, address: str, tx: dict, value: int) -> None:
+        price = int(tx.get("maxFeePerGas") or tx.get("gasPrice") or 0)
+        need = value + tx["gas"] * price
+        have = self.balance(address)
+        if have < need:
+            raise InsufficientFunds(
+                f"{address} holds {have} wei but the transaction needs up to {need} wei "
+                f"({value} sent + gas); fund it first (on a development node: "
+                f"'fedshare wallet fund {address}')")
+
+    def _receipt(self, tx_hash: bytes) -> Any | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def _wait(self, tx_hash: bytes, *, give_up: float = 120.0) -> Any:
+        """Polls for the receipt: at once, then with a delay doubling from 2 ms to
+        100 ms (a node with automine answers within milliseconds)."""
+        delay, deadline = 0.002, time.monotonic() + give_up
+        while True:
+            receipt = self._receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            if time.monotonic() > deadline:
+                raise ChainError(f"transaction 0x{bytes(tx_hash).hex()} was not mined "
+                                 f"within {give_up:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _guard(self, fn: Callable[[], Any]) -> Any:
         try:
@@ -147,6 +333,11 @@ class Chain:
             raise self.decoder.decode(data, fallback=str(exc.message)) from None
         except TransactionReverted:
             raise
+        except Web3RPCError as exc:
+            message = str(exc)
+            if "insufficient funds" in message.lower():
+                raise InsufficientFunds(f"{self.where}: {message}") from None
+            raise ChainError(f"{self.where}: {message}") from None
         except Exception as exc:  # noqa: BLE001 - eth-tester's own revert exception
             data = _tester_revert_data(exc)
             if data is not None:

@@ -13,17 +13,17 @@ from offchain.learning.model import (
     encode_vector,
     num_parameters,
 )
-from offchain.storage import BlobStore
+from offchain.storage.exchange import Exchange
 
 __all__ = ["load_model", "store_model", "require_task_key"]
 
 
-def store_model(store: BlobStore, vec: np.ndarray) -> bytes:
+def store_model(store: Exchange, vec: np.ndarray) -> bytes:
     """Stores a model vector and returns its 32-byte content address."""
     return store.put(encode_vector(vec))
 
 
-def load_model(store: BlobStore, digest: bytes, spec: ModelSpec) -> np.ndarray:
+def load_model(store: Exchange, digest: bytes, spec: ModelSpec) -> np.ndarray:
     """The model vector at `digest`. Raises BlobNotFound/BlobIntegrityError when the
     blob is missing or corrupt, UpdateRejected when it does not fit `spec`."""
     return decode_vector(store.get(digest), expected_size=num_parameters(spec))
@@ -32,7 +32,7 @@ def load_model(store: BlobStore, digest: bytes, spec: ModelSpec) -> np.ndarray:
 def require_task_key(fs: Fedshare, task_id: int, public_key: PublicKey,
                      holder: str) -> None:
     """Raises KeyMismatchError unless task `task_id` names `public_key` on chain."""
-    expected = fs.task_params(task_id).paillier_key_hash
+    expected = fs.tasks.params(task_id).paillier_key_hash
     if expected != public_key.key_id:
         raise KeyMismatchError(
             f"task {task_id} names Paillier key 0x{expected.hex()[:16]}…, "

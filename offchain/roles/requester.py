@@ -1,155 +1,119 @@
-"""The requester: publishes a task with escrow, decrypts only the aggregate, posts models."""
+"""The requester: publishes a task with escrow, decrypts only the aggregate, posts
+each round's model, and withdraws its refund when the task ends."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from offchain.chain.accounts import Wallet
 from offchain.chain.contracts import Fedshare
-from offchain.chain.types import RoundStage, TaskParams, epsilon_to_chain
-from offchain.crypto import EncryptedVector, PrivateKey, PublicKey, decrypt_sum
-from offchain.errors import AggregationError, ConfigError
+from offchain.crypto import EncryptedVector, PrivateKey, decrypt_sum
+from offchain.errors import AggregationError
 from offchain.learning.fedavg import apply_update
-from offchain.learning.poq import DEFAULT_QUALITY_GAP
 from offchain.learning.model import ModelSpec
+from offchain.protocol.phases import Phase
+from offchain.protocol.plan import TaskPlan
+from offchain.protocol.types import RoundStage
+from offchain.roles.base import Progress, Role, Step, TaskView
 from offchain.roles.common import load_model, store_model
-from offchain.storage import BlobStore
+from offchain.storage.exchange import Exchange
 
-__all__ = ["TaskPlan", "Requester"]
+__all__ = ["RequesterRole", "publish_task", "Evaluate"]
 
-
-@dataclass(frozen=True, kw_only=True)
-class TaskPlan:
-    """The terms a requester offers; validated here, enforced again on chain.
-
-    Phase durations are seconds: devices train and commit until T1, commit their scores
-    until T2, reveal them until T3. `epsilon_budget` is the most ε (at δ = 1e-5) a device
-    may spend in the task. `verifiers_per_update` 0 means every other participant
-    verifies every update. An update is accepted only if its quality (basis points) is at
-    least `min_quality` and at most `quality_gap` below the round's median. A non-empty
-    `allow_list` (devices or owners) restricts who may join."""
-
-    category: str = "mnist-digits"
-    rounds: int = 5
-    train_duration: int = 600
-    verify_duration: int = 300
-    reveal_duration: int = 300
-    grace_period: int = 900
-    epsilon_budget: float = 10.0
-    reward_per_round: int = 5 * 10**17
-    min_participants: int = 3
-    max_participants: int = 8
-    min_quality: int = 0
-    quality_gap: int = DEFAULT_QUALITY_GAP
-    verifiers_per_update: int = 0
-    allow_list: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if len(self.category.encode()) > 32:
-            raise ConfigError(f"category {self.category!r} is longer than 32 bytes")
-        durations = (self.train_duration, self.verify_duration, self.reveal_duration,
-                     self.grace_period)
-        if self.rounds < 1 or min(durations) < 1 or self.reward_per_round < 1:
-            raise ConfigError("rounds, durations and reward_per_round must be >= 1")
-        if not 2 <= self.min_participants <= self.max_participants <= 64:
-            raise ConfigError(
-                f"need 2 <= min_participants ({self.min_participants}) <= "
-                f"max_participants ({self.max_participants}) <= 64"
-            )
-        if not 0 <= self.min_quality <= 10_000:
-            raise ConfigError(f"min_quality must be 0..10000 bp, got {self.min_quality}")
-        if not 0 <= self.quality_gap <= 10_000:
-            raise ConfigError(f"quality_gap must be 0..10000 bp, got {self.quality_gap}")
-        if not self.epsilon_budget > 0:
-            raise ConfigError(f"epsilon_budget must be > 0, got {self.epsilon_budget}")
-        if self.verifiers_per_update < 0:
-            raise ConfigError("verifiers_per_update must be >= 0")
-
-    def params(self, model_hash: bytes, key_hash: bytes) -> TaskParams:
-        """The on-chain parameters for this plan."""
-        return TaskParams(
-            category=self.category.encode().ljust(32, b"\0"),
-            model_hash=model_hash,
-            paillier_key_hash=key_hash,
-            rounds=self.rounds,
-            train_duration=self.train_duration,
-            verify_duration=self.verify_duration,
-            reveal_duration=self.reveal_duration,
-            grace_period=self.grace_period,
-            epsilon_budget=epsilon_to_chain(self.epsilon_budget),
-            reward_per_round=self.reward_per_round,
-            min_participants=self.min_participants,
-            max_participants=self.max_participants,
-            min_quality=self.min_quality,
-            quality_gap=self.quality_gap,
-            verifiers_per_update=self.verifiers_per_update,
-        )
+Evaluate = Callable[[np.ndarray], dict[str, float]]
+"""Metrics of a model on the requester's own test data (recorded with each version)."""
 
 
-class Requester:
+def publish_task(fs: Fedshare, wallet: Wallet, exchange: Exchange, plan: TaskPlan,
+                 initial_model: np.ndarray, key_id: bytes,
+                 aggregator: str | None) -> int:
+    """Stores the initial model and publishes the task with its escrow; returns its
+    id. Raises InsufficientFunds when the wallet cannot pay the escrow and gas."""
+    model_hash = store_model(exchange, initial_model)
+    task_id, _ = fs.tasks.publish(wallet, plan.params(model_hash, key_id), aggregator,
+                                  plan.allow_list)
+    return task_id
+
+
+class RequesterRole(Role):
     """Holds the task's Paillier private key; sees only sums of accepted updates."""
 
-    def __init__(self, fs: Fedshare, wallet: Wallet, store: BlobStore, *,
-                 spec: ModelSpec, public_key: PublicKey, private_key: PrivateKey) -> None:
-        self.fs = fs
-        self.wallet = wallet
-        self.store = store
+    kind = "requester"
+
+    def __init__(self, fs: Fedshare, wallet: Wallet, task_id: int, state_dir: Path, *,
+                 exchange: Exchange, spec: ModelSpec, private_key: PrivateKey,
+                 evaluate: Evaluate | None = None, label: str | None = None,
+                 progress: Progress | None = None) -> None:
+        super().__init__(fs, wallet, task_id, state_dir, label=label or "requester",
+                         progress=progress)
+        self.exchange = exchange
         self.spec = spec
-        self.public_key = public_key
         self._private_key = private_key
+        self.evaluate = evaluate
 
     @property
-    def address(self) -> str:
-        return self.wallet.address
+    def public_key(self):
+        return self._private_key.public_key
 
-    def publish(self, plan: TaskPlan, initial_model: np.ndarray,
-                aggregator: str | None) -> int:
-        """Stores the initial model and publishes the task with its escrow."""
-        model_hash = store_model(self.store, initial_model)
-        params = plan.params(model_hash, self.public_key.key_id)
-        task_id, _ = self.fs.publish_task(self.wallet, params, aggregator, plan.allow_list)
-        return task_id
+    def decide(self, view: TaskView) -> Step:
+        if not view.state.status.live:
+            return self._withdraw()
+        stalled = self.maybe_cancel(view, slack=0)
+        if stalled is not None:
+            return stalled
+        if view.info is None or view.round is None:
+            return Step.wait(view.stalled_after + 1)
+        phase = view.phase
+        if phase is Phase.PUBLISH:
+            return self._publish(view.round)
+        if phase is Phase.FINALIZE:
+            return self.maybe_finalize(view, after_deadline=True) or Step.wait()
+        return Step.wait(view.stalled_after + 1)
 
-    def next_model(self, task_id: int, round_: int) -> np.ndarray:
+    def next_model(self, round_: int) -> np.ndarray:
         """Decrypts the round's aggregate and averages it into the next global model.
 
         With no accepted update the global model stays as it was. Raises
         AggregationError when the aggregate does not hold the accepted count."""
-        info = self.fs.round_info(task_id, round_)
+        info = self.fs.tasks.round_info(self.task_id, round_)
         if info.stage is not RoundStage.AGGREGATED:
-            raise AggregationError(
-                f"round {round_} of task {task_id} is {info.stage.name}, not AGGREGATED"
-            )
-        global_vec = load_model(self.store, info.global_model_hash, self.spec)
+            raise AggregationError(f"round {round_} of task {self.task_id} is "
+                                   f"{info.stage.name}, not AGGREGATED")
+        global_vec = load_model(self.exchange, info.global_model_hash, self.spec)
         if info.accepted == 0:
             return global_vec
-        blob = self.store.get(info.aggregate_hash)
-        aggregate = EncryptedVector.from_bytes(blob, expected_key_id=self.public_key.key_id)
+        aggregate = EncryptedVector.from_bytes(
+            self.exchange.get(info.aggregate_hash), expected_key_id=self.public_key.key_id)
         if aggregate.n_summands != info.accepted:
             raise AggregationError(
                 f"aggregate 0x{info.aggregate_hash.hex()} sums {aggregate.n_summands} "
-                f"updates, but round {round_} accepted {info.accepted}"
-            )
+                f"updates, but round {round_} accepted {info.accepted}")
         total = decrypt_sum(self._private_key, aggregate)
         mean = (total / aggregate.n_summands).astype(np.float32)
         return apply_update(global_vec, mean)
 
-    def publish_model(self, task_id: int, round_: int, model: np.ndarray,
-                      metrics: dict[str, float] | None = None) -> bytes:
-        """Stores the new global model (and its metrics as a JSON blob) and records both
-        hashes on chain, where the model becomes a registered version."""
-        digest = store_model(self.store, model)
-        metrics_hash = self.store.put(json.dumps(metrics or {}, sort_keys=True).encode())
-        self.fs.publish_model(self.wallet, task_id, round_, digest,
-                              f"blob:sha256:{digest.hex()}", metrics_hash)
-        return digest
+    def _publish(self, round_: int) -> Step:
+        """Stores the new global model and its metrics and records both on chain,
+        where the model becomes a registered version."""
+        model = self.next_model(round_)
+        metrics = self.evaluate(model) if self.evaluate else {}
+        digest = store_model(self.exchange, model)
+        metrics_hash = self.exchange.put(json.dumps(metrics, sort_keys=True).encode())
+        self.fs.tasks.publish_model(self.wallet, self.task_id, round_, digest,
+                                    f"blob:sha256:{digest.hex()}", metrics_hash,
+                                    **self.tx("publishModel", round_))
+        self.emit("published", round=round_, metrics=metrics)
+        return Step(acted=f"published the model of round {round_}")
 
-    def withdraw_refund(self) -> int:
-        """Withdraws the unspent escrow owed to the requester; returns the wei."""
-        amount = self.fs.refund_of(self.address)
+    def _withdraw(self) -> Step:
+        amount = self.fs.tasks.refund_of(self.address)
         if amount:
-            self.fs.withdraw_refund(self.wallet)
-        return amount
+            self.fs.tasks.withdraw_refund(self.wallet, **self.tx("withdrawRefund"))
+            self.state.put(refunded=self.state.get("refunded", 0) + amount)
+            self.emit("refunded", wei=amount)
+            return Step(acted="withdrew its refund")
+        return Step(done=True)

@@ -1,5 +1,6 @@
 """Content-addressed blob storage."""
 
 from offchain.storage.blobs import BlobStore, content_hash
+from offchain.storage.exchange import Exchange, LocalExchange
 
-__all__ = ["BlobStore", "content_hash"]
+__all__ = ["BlobStore", "Exchange", "LocalExchange", "content_hash"]

@@ -1,18 +1,20 @@
-"""Python mirrors of the contracts' structs and enums."""
+"""Python mirrors of the contracts' structs and enums.
+
+Field names are the ABI's in snake case, in the ABI's order: the chain clients decode
+structs by name (:func:`offchain.chain.abi.decode_struct`) and a test checks every
+dataclass here against the compiled ABI.
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import astuple, dataclass
 from enum import IntEnum
 
 __all__ = [
-    "TaskStatus", "RoundStage", "MemberStatus", "TaskParams", "TaskState",
-    "RoundInfo", "Submission", "ModelVersion", "RoundOutcome", "MAX_SCORE",
-    "EPSILON_UNIT", "epsilon_to_chain",
+    "TaskStatus", "RoundStage", "MemberStatus", "DeviceStatus", "TaskParams",
+    "TaskState", "RoundInfo", "Submission", "ModelVersion", "DeviceInfo",
+    "RoundOutcome",
 ]
-
-MAX_SCORE = 10_000
 
 
 class TaskStatus(IntEnum):
@@ -21,6 +23,11 @@ class TaskStatus(IntEnum):
     RUNNING = 2
     COMPLETED = 3
     CANCELLED = 4
+
+    @property
+    def live(self) -> bool:
+        """Open or running: the task still moves."""
+        return self in (TaskStatus.OPEN, TaskStatus.RUNNING)
 
 
 class RoundStage(IntEnum):
@@ -38,22 +45,20 @@ class MemberStatus(IntEnum):
     ELIMINATED = 3
 
 
-EPSILON_UNIT = 1_000_000
-"""On chain, ε is an integer number of micro-ε."""
-
-
-def epsilon_to_chain(epsilon: float) -> int:
-    """ε as the contract counts it: micro-ε, rounded up so the chain never under-reports."""
-    return int(math.ceil(epsilon * EPSILON_UNIT))
+class DeviceStatus(IntEnum):
+    UNKNOWN = 0
+    ACTIVE = 1
+    REVOKED = 2
 
 
 @dataclass(frozen=True)
 class TaskParams:
-    """What a requester fixes when publishing a task (mirrors ITaskRegistry.TaskParams).
+    """What a requester fixes when publishing a task (ITaskRegistry.TaskParams).
 
-    Durations are seconds; `epsilon_budget` is micro-ε; `verifiers_per_update` 0 means every
-    other participant verifies every update; `quality_gap` is how many basis points below the
-    round's median quality an accepted update may score (10,000: no relative test)."""
+    Durations are seconds; `epsilon_budget` is micro-ε; `verifiers_per_update` 0 means
+    every other participant verifies every update; `quality_gap` is how many basis
+    points below the round's median quality an accepted update may score (10,000: no
+    relative test). Build one from a :class:`~offchain.protocol.plan.TaskPlan`."""
 
     category: bytes
     model_hash: bytes
@@ -67,14 +72,19 @@ class TaskParams:
     reward_per_round: int
     min_participants: int
     max_participants: int
-    min_quality: int = 0
-    quality_gap: int = 10_000
-    verifiers_per_update: int = 0
+    min_quality: int
+    quality_gap: int
+    verifiers_per_update: int
 
     @property
     def escrow(self) -> int:
         """The wei to send with publishTask."""
         return self.rounds * self.reward_per_round
+
+    @property
+    def round_span(self) -> int:
+        """Seconds from opening a round to its reveal deadline."""
+        return self.train_duration + self.verify_duration + self.reveal_duration
 
     def as_tuple(self) -> tuple:
         return astuple(self)
@@ -82,6 +92,8 @@ class TaskParams:
 
 @dataclass(frozen=True)
 class TaskState:
+    """The moving parts of a task (ITaskRegistry.TaskState)."""
+
     requester: str
     aggregator: str
     status: TaskStatus
@@ -92,9 +104,16 @@ class TaskState:
     current_model: bytes
     model_version: int
 
+    @property
+    def current_round(self) -> int | None:
+        """The last round opened, or None before the first."""
+        return self.rounds_opened - 1 if self.rounds_opened else None
+
 
 @dataclass(frozen=True)
 class RoundInfo:
+    """One round of a task (ITaskRegistry.RoundInfo)."""
+
     stage: RoundStage
     commit_deadline: int
     verify_deadline: int
@@ -116,6 +135,8 @@ class RoundInfo:
 
 @dataclass(frozen=True)
 class Submission:
+    """One participant's part in one round (ITaskRegistry.Submission)."""
+
     update_hash: bytes
     score_commitment: bytes
     epsilon: int
@@ -127,7 +148,7 @@ class Submission:
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One entry of the append-only model registry."""
+    """One entry of the append-only model registry (IModelRegistry.ModelVersion)."""
 
     model_hash: bytes
     metrics_hash: bytes
@@ -140,8 +161,19 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """A registered device (IDeviceRegistry.Device)."""
+
+    owner: str
+    status: DeviceStatus
+    registered_at: int
+    public_key: bytes
+
+
+@dataclass(frozen=True)
 class RoundOutcome:
-    """What finalisation decided, read from the RoundFinalized and QualityAssessed events."""
+    """What finalisation decided, read from the RoundFinalized and QualityAssessed
+    events."""
 
     leader: str
     eliminated: str | None

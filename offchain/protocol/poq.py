@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from offchain.errors import LearningError
+from offchain.errors import ProtocolError
+from offchain.protocol.terms import DEFAULT_QUALITY_GAP, MAX_SCORE
 
 __all__ = [
     "DEFAULT_QUALITY_GAP",
@@ -25,15 +26,6 @@ __all__ = [
     "verifier",
 ]
 
-MAX_SCORE = 10_000
-"""The highest score: 100 % in basis points."""
-
-DEFAULT_QUALITY_GAP = 1_000
-"""How far (basis points) below the round's median quality an update may score and
-still be accepted, unless a task says otherwise. Ten points of accuracy: in the
-experiments (50 nodes, four verifiers of 16 validation samples each) it rejected every
-sign-flipped and scaled update and nearly every label-flipped one, while turning away
-3-4 honest ones per round besides the worst."""
 
 
 def assignment_size(n: int, k: int) -> int:
@@ -118,7 +110,7 @@ def settle(
     best quality, first on ties. Worst: lowest, last on ties, only among two or
     more. Accepted: revealed, not the worst, quality > 0, >= ``min_quality`` and
     no more than ``quality_gap`` below the median quality of those that revealed.
-    Raises LearningError for a row of the wrong length or a score outside
+    Raises ProtocolError for a row of the wrong length or a score outside
     0..MAX_SCORE.
     """
     n = len(rows)
@@ -127,10 +119,10 @@ def settle(
         if row is None:
             continue
         if len(row) != size:
-            raise LearningError(f"participant {i} revealed {len(row)} scores, expected {size}")
+            raise ProtocolError(f"participant {i} revealed {len(row)} scores, expected {size}")
         bad = [s for s in row if not 0 <= s <= MAX_SCORE]
         if bad:
-            raise LearningError(f"participant {i} revealed score {bad[0]} outside 0..{MAX_SCORE}")
+            raise ProtocolError(f"participant {i} revealed score {bad[0]} outside 0..{MAX_SCORE}")
     revealed = [row is not None for row in rows]
     quality = [0] * n
     for j in range(n):
