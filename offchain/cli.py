@@ -176,12 +176,12 @@ def deploy(
     from offchain.chain.node import Chain
 
     try:
-        system = deploy_contracts(Chain.connect(rpc_url), load_wallet(keystore))
+        system = deploy_contracts(Chain.connect(rpc_url), load_wallet(keystore),
+                                  manifest=out)
     except FedshareError as exc:
         _fail(exc)
         return
-    system.deployment.save(out)
-    for name, value in vars(system.deployment).items():
+    for name, value in system.deployment.addresses().items():
         console.print(f"{name}: {value}")
     console.print(f"written to {out}")
 
@@ -208,18 +208,28 @@ def paillier_keys(
     out_dir: Path = typer.Argument(..., help="Folder for paillier.pub.json and "
                                    "paillier.key.json (0600)."),
     bits: int = typer.Option(2048, help="Key size: 2048 (default) or 3072."),
+    force: bool = typer.Option(False, help="Replace an existing key pair (every "
+                               "aggregate under the old key becomes undecryptable)."),
 ) -> None:
-    """Create a requester's Paillier key pair."""
+    """Create a requester's Paillier key pair; refuses to overwrite one."""
     from offchain.crypto import generate_keypair, save_private_key, save_public_key
 
+    existing = [p for p in (out_dir / "paillier.pub.json", out_dir / "paillier.key.json")
+                if p.exists()]
+    if existing and not force:
+        _fail(ConfigError(f"{existing[0]} already exists; not overwriting a key "
+                          f"(pass --force to replace it)"))
     try:
         public_key, private_key = generate_keypair(bits=bits)
     except FedshareError as exc:
         _fail(exc)
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_public_key(out_dir / "paillier.pub.json", public_key)
-    save_private_key(out_dir / "paillier.key.json", private_key)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_public_key(out_dir / "paillier.pub.json", public_key)
+        save_private_key(out_dir / "paillier.key.json", private_key)
+    except OSError as exc:
+        _fail(ConfigError(f"cannot write the key pair to {out_dir}: {exc}"))
     console.print(f"key id 0x{public_key.key_id.hex()} -> {out_dir}")
 
 

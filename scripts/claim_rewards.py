@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 from offchain.chain.accounts import load_wallet
-from offchain.chain.contracts import Deployment, Fedshare
+from offchain.chain.contracts import Fedshare
 from offchain.chain.node import Chain
 from offchain.errors import FedshareError
+from offchain.protocol.terms import ETHER
 from offchain.roles.owner import Owner
-
-ETHER = 10**18
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         wallet = load_wallet(args.keystore)
-        owner = Owner(Fedshare(Chain.connect(args.rpc_url),
-                               Deployment.load(args.deployment)), wallet)
+        owner = Owner(Fedshare.attach(Chain.connect(args.rpc_url), args.deployment),
+                      wallet)
         balances = owner.unclaimed()
         claimed = owner.claim()
     except FedshareError as exc:

@@ -13,20 +13,20 @@ stored in --blobs and its content hash goes on chain; the task id is printed.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from offchain.chain.accounts import load_wallet
-from offchain.chain.contracts import Deployment, Fedshare
+from offchain.chain.contracts import Fedshare
 from offchain.chain.node import Chain
 from offchain.crypto import load_public_key
-from offchain.errors import FedshareError
+from offchain.errors import ConfigError, FedshareError
 from offchain.learning.model import ModelSpec, initial_vector
-from offchain.roles.common import store_model
-from offchain.roles.requester import TaskPlan
-from offchain.storage import BlobStore
-
-ETHER = 10**18
+from offchain.protocol.plan import TaskPlan
+from offchain.protocol.terms import DEFAULTS, ETHER
+from offchain.roles.requester import publish_task
+from offchain.storage import LocalExchange
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paillier-key", type=Path, required=True,
                         help="the requester's Paillier public-key file")
     parser.add_argument("--aggregator", help="address of the aggregator (optional)")
-    parser.add_argument("--blobs", type=Path, default=Path(".fedshare/blobs"))
+    parser.add_argument("--exchange", type=Path, default=Path(".fedshare/exchange"),
+                        help="directory of blobs and letters the parties share")
     parser.add_argument("--category", default="mnist-digits")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--train-duration", type=int, default=600,
@@ -60,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-participants", type=int, default=3)
     parser.add_argument("--max-participants", type=int, default=8)
     parser.add_argument("--min-quality", type=int, default=0, help="basis points")
-    parser.add_argument("--quality-gap", type=int, default=TaskPlan().quality_gap,
+    parser.add_argument("--quality-gap", type=int, default=DEFAULTS.quality_gap,
                         help="basis points below the round's median quality an accepted "
                         "update may score (10000 = no relative test)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial model")
     args = parser.parse_args(argv)
     try:
+        if not math.isfinite(args.reward_eth) or args.reward_eth <= 0:
+            raise ConfigError(f"--reward-eth must be a finite number > 0, got {args.reward_eth}")
         plan = TaskPlan(category=args.category, rounds=args.rounds,
                         train_duration=args.train_duration,
                         verify_duration=args.verify_duration,
@@ -80,17 +83,17 @@ def main(argv: list[str] | None = None) -> int:
                         verifiers_per_update=args.verifiers_per_update,
                         allow_list=tuple(args.allow))
         wallet = load_wallet(args.keystore)
-        fs = Fedshare(Chain.connect(args.rpc_url), Deployment.load(args.deployment))
         key = load_public_key(args.paillier_key)
-        model_hash = store_model(BlobStore(args.blobs), initial_vector(ModelSpec(),
-                                                                       seed=args.seed))
-        task_id, receipt = fs.publish_task(wallet, plan.params(model_hash, key.key_id),
-                                           args.aggregator, plan.allow_list)
+        # Checks the chain id and the code at every address before any value moves.
+        fs = Fedshare.attach(Chain.connect(args.rpc_url), args.deployment)
+        task_id = publish_task(fs, wallet, LocalExchange(args.exchange), plan,
+                               initial_vector(ModelSpec(), seed=args.seed), key.key_id,
+                               args.aggregator)
     except FedshareError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
     print(f"task {task_id} published by {wallet.address}: escrow "
-          f"{plan.rounds * plan.reward_per_round / ETHER} ETH, gas {receipt.gas_used}")
+          f"{plan.escrow / ETHER} ETH")
     return 0
 
 

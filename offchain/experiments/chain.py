@@ -23,12 +23,13 @@ from offchain.experiments.suites import MNIST_LOCAL_EPOCHS
 from offchain.learning.attacks import Attack
 from offchain.learning.data import DeviceData
 from offchain.privacy.dp import LocalUpdate
-from offchain.roles import Device, TaskPlan
+from offchain.protocol.plan import TaskPlan
+from offchain.roles import DeviceRole
 
 __all__ = ["AttackerDevice", "chain_scenarios", "run_chain_rows", "run_on_chain"]
 
 
-class AttackerDevice(Device):
+class AttackerDevice(DeviceRole):
     """A device that runs `attack`: it trains on poisoned data, sends a poisoned update
     (clipped to the packing range, so it is well-formed) and may lie about its peers'
     scores, favouring `colluders` (addresses)."""
@@ -59,7 +60,7 @@ class AttackerDevice(Device):
 
     def score_peers(self, task_id: int, round_: int) -> list[int]:
         scores = super().score_peers(task_id, round_)
-        peers = self.fs.assignment(task_id, round_, self.address)
+        peers = self.fs.tasks.assignment(task_id, round_, self.address)
         return self.attack.poison_scores(scores, colluders=[p in self.colluders for p in peers])
 
 
@@ -95,22 +96,21 @@ def run_on_chain(scenario: Scenario, home: Path,
 
     def factory(i: int):
         if i not in bad:
-            return Device
+            return DeviceRole
         return functools.partial(_Planted, attack=attack, index=i, addresses=addresses,
                                  bad=bad)
 
     def on_event(kind: str, data: dict) -> None:
-        if kind == "round_done":
-            r = data["record"]
-            progress(f"    round {r.round}: accuracy {100 * r.accuracy:.1f} %, "
-                     f"{r.accepted}/{r.participants} accepted, {r.seconds:.1f} s")
+        if kind == "published" and "metrics" in data:
+            accuracy = data["metrics"].get("test_accuracy", math.nan)
+            progress(f"    round {data['round']}: accuracy {100 * accuracy:.1f} %")
 
     report = run_task(config, on_event, device_factory=factory)
     labels = {f"o1-d{i + 1}" for i in bad}
     return {
         "curve": [report.initial_accuracy] + [r.accuracy for r in report.rounds],
         "accepted": [r.accepted for r in report.rounds],
-        "attackers_accepted": [sum(a in labels for a in r.accepted_devices)
+        "attackers_accepted": [sum(report.labels.get(a) in labels for a in r.accepted_devices)
                                for r in report.rounds],
         "epsilon": max(r.epsilon for r in report.rounds),
         "seconds": report.seconds,
