@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from offchain.experiments.attacks import Attack
 from offchain.experiments.simulate import Scenario, simulate
 from offchain.experiments.suites import MNIST_LOCAL_EPOCHS
-from offchain.learning.attacks import Attack
 from offchain.learning.data import DeviceData
 from offchain.privacy.dp import LocalUpdate
 from offchain.protocol.plan import TaskPlan

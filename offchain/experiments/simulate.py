@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from offchain.errors import ConfigError, PrivacyBudgetExceeded
+from offchain.experiments.attacks import ATTACKS, Attack
+from offchain.experiments.partition import label_skew, split_dirichlet
+from offchain.experiments.robust import ROBUST_AGGREGATORS, robust_aggregate
 from offchain.learning import poq
-from offchain.learning.attacks import ATTACKS, Attack
 from offchain.learning.data import FederatedSplit, load_autompg, load_mnist, split_iid
 from offchain.learning.evaluate import evaluate, score_update
 from offchain.learning.fedavg import apply_update, average
 from offchain.learning.model import ModelSpec, initial_vector
-from offchain.learning.partition import label_skew, split_dirichlet
-from offchain.learning.robust import ROBUST_AGGREGATORS, robust_aggregate
 from offchain.privacy import DPConfig, PrivacyAccountant, train_local
 from offchain.privacy.calibrate import noise_for_epsilon
 from offchain.privacy.dp import DPDisabledWarning, steps_per_epoch

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from offchain.errors import ConfigError
 from offchain.experiments.simulate import AGGREGATORS, Scenario
-from offchain.learning.attacks import ATTACKS
+from offchain.experiments.attacks import ATTACKS
 
 __all__ = ["SUITES", "Size", "scenarios"]
 

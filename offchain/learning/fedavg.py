@@ -1,4 +1,8 @@
-"""Federated averaging of model deltas (plain numpy; encryption happens elsewhere)."""
+"""Federated averaging of model deltas (plain numpy; encryption happens elsewhere).
+
+The one FedAvg of the project: the requester averages decrypted updates with it, the
+simulation's proof-of-quality rounds and the robust baselines of the experiments too.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,23 @@ import numpy as np
 
 from offchain.errors import LearningError, UpdateRejected
 
-__all__ = ["clip_update", "clipped_fraction", "average", "apply_update"]
+__all__ = [
+    "apply_update",
+    "average",
+    "check_bound",
+    "clip_update",
+    "clipped_fraction",
+    "finite_vector",
+]
 
 
-def _finite_vector(vec: np.ndarray, what: str) -> np.ndarray:
+def finite_vector(vec: np.ndarray, what: str) -> np.ndarray:
+    """Return ``vec`` as an array after checking it is a numeric, 1-D, finite vector.
+
+    ``what`` names the vector in the error message. Raises UpdateRejected for a
+    non-numeric dtype, another number of dimensions or a NaN/infinite value
+    (giving the count and the first index).
+    """
     arr = np.asarray(vec)
     if arr.dtype.kind not in "fiu":
         raise UpdateRejected(f"{what} must be numeric, got dtype {arr.dtype}")
@@ -27,7 +44,11 @@ def _finite_vector(vec: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
-def _check_bound(bound: float) -> float:
+def check_bound(bound: float) -> float:
+    """Return an update bound as a float after checking it is finite and > 0.
+
+    Raises LearningError for a value that is not a number, not finite or <= 0.
+    """
     try:
         value = float(bound)
     except (TypeError, ValueError) as exc:
@@ -43,8 +64,8 @@ def clip_update(delta: np.ndarray, bound: float) -> np.ndarray:
     Raises UpdateRejected for a non-1-D or non-finite ``delta``; LearningError
     for a bound that is not finite and positive.
     """
-    limit = _check_bound(bound)
-    arr = _finite_vector(delta, "delta")
+    limit = check_bound(bound)
+    arr = finite_vector(delta, "delta")
     return np.clip(arr.astype(np.float32), -limit, limit).astype(np.float32)
 
 
@@ -54,8 +75,8 @@ def clipped_fraction(delta: np.ndarray, bound: float) -> float:
     Raises UpdateRejected for a non-1-D or non-finite ``delta``; LearningError
     for a bound that is not finite and positive.
     """
-    limit = _check_bound(bound)
-    arr = _finite_vector(delta, "delta")
+    limit = check_bound(bound)
+    arr = finite_vector(delta, "delta")
     if arr.size == 0:
         return 0.0
     return float(np.count_nonzero(np.abs(arr) > limit)) / arr.size
@@ -70,7 +91,7 @@ def average(deltas: Sequence[np.ndarray]) -> np.ndarray:
     items = list(deltas)
     if not items:
         raise LearningError("cannot average zero deltas")
-    arrays = [_finite_vector(d, f"delta {i}") for i, d in enumerate(items)]
+    arrays = [finite_vector(d, f"delta {i}") for i, d in enumerate(items)]
     sizes = sorted({a.shape[0] for a in arrays})
     if len(sizes) > 1:
         lengths = [a.shape[0] for a in arrays]
@@ -87,12 +108,12 @@ def apply_update(global_vec: np.ndarray, mean_delta: np.ndarray) -> np.ndarray:
     Raises LearningError if the lengths differ; UpdateRejected for a non-1-D or
     non-finite input or a sum that overflows float32.
     """
-    base = _finite_vector(global_vec, "global vector")
-    step = _finite_vector(mean_delta, "mean delta")
+    base = finite_vector(global_vec, "global vector")
+    step = finite_vector(mean_delta, "mean delta")
     if base.shape != step.shape:
         raise LearningError(
             f"global vector has {base.shape[0]} values, mean delta {step.shape[0]}"
         )
     with np.errstate(over="ignore"):
         out = base.astype(np.float32) + step.astype(np.float32)
-    return _finite_vector(out, "updated global vector")
+    return finite_vector(out, "updated global vector")

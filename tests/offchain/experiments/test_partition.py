@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from offchain.errors import LearningError
+from offchain.experiments.partition import label_skew, split_dirichlet
 from offchain.learning.data import ArrayDataset, label_groups, load_mnist, split_iid
-from offchain.learning.partition import label_skew, split_dirichlet
 
 
 def _indices(split):

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from offchain.errors import ConfigError, LearningError
-from offchain.learning.fedavg import _finite_vector
+from offchain.learning.fedavg import finite_vector
 
 __all__ = [
     "ROBUST_AGGREGATORS",
@@ -48,7 +48,7 @@ def _stack(deltas: Sequence[np.ndarray]) -> np.ndarray:
     items = list(deltas)
     if not items:
         raise LearningError("cannot aggregate zero deltas")
-    arrays = [_finite_vector(d, f"delta {i}") for i, d in enumerate(items)]
+    arrays = [finite_vector(d, f"delta {i}") for i, d in enumerate(items)]
     lengths = [a.shape[0] for a in arrays]
     if len(set(lengths)) > 1:
         raise LearningError(f"deltas have different lengths: {lengths}")
@@ -59,7 +59,7 @@ def _finish(result: np.ndarray) -> np.ndarray:
     """Cast an aggregate to float32, rejecting one that overflows float32."""
     with np.errstate(over="ignore"):
         out = np.asarray(result, dtype=np.float64).astype(np.float32)
-    return _finite_vector(out, "aggregate")
+    return finite_vector(out, "aggregate")
 
 
 def _count(value: object, what: str, minimum: int = 0) -> int:

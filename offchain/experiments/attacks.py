@@ -41,7 +41,7 @@ import numpy as np
 
 from offchain.errors import ConfigError, LearningError
 from offchain.learning.data import ArrayDataset
-from offchain.learning.fedavg import _check_bound, _finite_vector
+from offchain.learning.fedavg import check_bound, finite_vector
 from offchain.learning.poq import MAX_SCORE
 
 __all__ = ["ATTACKS", "Attack"]
@@ -154,8 +154,8 @@ class Attack:
         Raises UpdateRejected for a non-numeric, non-1-D or non-finite
         ``delta``; LearningError for a bound that is not finite and > 0.
         """
-        limit = _float32_limit(_check_bound(bound))
-        arr = _finite_vector(delta, "delta").astype(np.float64)
+        limit = _float32_limit(check_bound(bound))
+        arr = finite_vector(delta, "delta").astype(np.float64)
         if self.kind == "sign-flip":
             out = -self.boost * arr
         elif self.kind == "scale":

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from offchain.errors import ConfigError, LearningError, UpdateRejected
-from offchain.learning.robust import (
+from offchain.experiments.robust import (
     ROBUST_AGGREGATORS,
     coordinate_median,
     fedavg,

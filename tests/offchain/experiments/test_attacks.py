@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from offchain.errors import ConfigError, LearningError, UpdateRejected
-from offchain.learning.attacks import ATTACKS, MAX_SCORE, Attack
+from offchain.experiments.attacks import ATTACKS, MAX_SCORE, Attack
 from offchain.learning.data import ArrayDataset
 
 DELTA = np.array([0.5, -0.25, 0.0, 1.0], dtype=np.float32)
