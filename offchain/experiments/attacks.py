@@ -42,7 +42,7 @@ import numpy as np
 from offchain.errors import ConfigError, LearningError
 from offchain.learning.data import ArrayDataset
 from offchain.learning.fedavg import check_bound, finite_vector
-from offchain.learning.poq import MAX_SCORE
+from offchain.protocol.terms import MAX_SCORE
 
 __all__ = ["ATTACKS", "Attack"]
 

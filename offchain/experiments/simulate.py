@@ -4,7 +4,7 @@ A :class:`Scenario` fixes the data, the nodes, privacy, attackers and the
 aggregation rule. :func:`simulate` runs it with the parts the system runs:
 Opacus DP-SGD on each device, the circulant verifier assignment, peer scores on
 each verifier's validation data and proof-of-quality settlement as the task
-contract computes it (:mod:`offchain.learning.poq`), including elimination of the
+contract computes it (:mod:`offchain.protocol.poq`), including elimination of the
 worst. Left out are only the transport and the cryptography: the Paillier sum of
 quantised updates equals the plain mean to ~1e-4 per coordinate, and the chain path
 (``fedshare demo``, :mod:`offchain.experiments.chain`) runs the same rules on the
@@ -26,7 +26,7 @@ from offchain.errors import ConfigError, PrivacyBudgetExceeded
 from offchain.experiments.attacks import ATTACKS, Attack
 from offchain.experiments.partition import label_skew, split_dirichlet
 from offchain.experiments.robust import ROBUST_AGGREGATORS, robust_aggregate
-from offchain.learning import poq
+from offchain.protocol import poq
 from offchain.learning.data import FederatedSplit, load_autompg, load_mnist, split_iid
 from offchain.learning.evaluate import evaluate, score_update
 from offchain.learning.fedavg import apply_update, average
