@@ -34,18 +34,18 @@ if str(ROOT) not in sys.path:
 from web3 import Web3
 
 from offchain.chain.accounts import Wallet, new_wallet
-from offchain.chain.compile import SOLC_SETTINGS, _compiler_version
-from offchain.chain.contracts import Fedshare, deploy, score_commitment
+from offchain.chain.compile import SOLC_SETTINGS, compiler_version
+from offchain.chain.contracts import Fedshare, deploy
 from offchain.chain.node import Chain
-from offchain.chain.types import TaskParams
+from offchain.protocol.commitments import score_commitment
+from offchain.protocol.terms import ETHER, MAX_SCORE, MAX_VERIFIERS
+from offchain.protocol.types import TaskParams
 
-ETHER = 10**18
 SIZES = (5, 10, 17, 30, 50)
 QUICK_SIZES = (5, 10)
 MODES = (0, 4, 16)
 """verifiersPerUpdate: 0 = every other participant verifies every update (allowed up to
 17 participants: at most MAX_VERIFIERS = 16 verifiers per update)."""
-MAX_VERIFIERS = 16
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "gas.md"
 COMMAND = ".venv/bin/python benchmarks/gas_bench.py"
 
@@ -89,10 +89,9 @@ class Bench:
             self.chain.fund(device.address, 10 * ETHER)
         self.fs: Fedshare = deploy(self.chain, self.deployer)
         for device in self.devices:
-            digest = self.chain.call(self.fs.devices.functions.consentDigest(
-                self.owner.address, device.address, device.public_key))
+            consent = self.fs.devices.sign_consent(self.owner.address, device)
             self.send(self.owner, self.fs.devices.functions.registerDevice(
-                device.address, device.public_key, device.sign_digest(bytes(digest))))
+                device.address, device.public_key, consent))
         # Every row starts from this state (devices registered, nothing owed, no task),
         # so rows differ only by N and k, not by what earlier rows left in storage.
         self.base = self.chain.snapshot()
@@ -125,20 +124,23 @@ class Bench:
         """Publishes a task for the first `n` devices and plays its one round."""
         self.chain.revert(self.base)
         fs, tasks = self.fs, self.fs.tasks.functions
+        # No relative quality test (quality_gap = MAX_SCORE): every update that scores
+        # is accepted and paid, so finalizeRound credits all N participants.
         params = TaskParams(
             category=b"bench".ljust(32, b"\0"), model_hash=b"\x11" * 32,
             paillier_key_hash=b"\x22" * 32, rounds=1, train_duration=600,
             verify_duration=300, reveal_duration=300, grace_period=900,
             epsilon_budget=10_000_000, reward_per_round=ETHER, min_participants=n,
-            max_participants=n, min_quality=0, verifiers_per_update=k)
+            max_participants=n, min_quality=0, quality_gap=MAX_SCORE,
+            verifiers_per_update=k)
         self.send(self.requester, tasks.publishTask(
             params.as_tuple(), self.aggregator.address, []), value=params.escrow)
-        task_id = fs.task_count()
+        task_id = fs.tasks.count()
         devices = self.devices[:n]
         for device in devices:
             self.send(device, tasks.join(task_id))
         open_gas = self.send(self.aggregator, tasks.openRound(task_id, params.model_hash))
-        size = fs.round_info(task_id, 0).assignment_size
+        size = fs.tasks.round_info(task_id, 0).assignment_size
 
         commit = [self.send(d, tasks.commitUpdate(
             task_id, 0, Web3.keccak(text=f"update:{task_id}:{d.address}"), 1_000_000))
@@ -147,7 +149,7 @@ class Bench:
         scores_gas = []
         for i, device in enumerate(devices):
             # Non-zero, varied scores (basis points), so every packed word is written.
-            scores = [1 + (1_000 + 37 * i + 53 * t) % 10_000 for t in range(size)]
+            scores = [1 + (1_000 + 37 * i + 53 * t) % MAX_SCORE for t in range(size)]
             salt = bytes(Web3.keccak(text=f"salt:{task_id}:{device.address}"))
             secrets[device.address] = (scores, salt)
             scores_gas.append(self.send(device, tasks.commitScores(
@@ -168,7 +170,7 @@ def render(rows: Sequence[Row], command: str, seconds: float) -> str:
     base = {r.k: r for r in rows if r.n == min(x.n for x in rows if x.k == r.k)}
     header = (
         f"Regenerate with `{command}` (about {seconds:.0f} s here). Embedded eth-tester "
-        f"chain (py-evm), solc {_compiler_version()} with the optimizer "
+        f"chain (py-evm), solc {compiler_version()} with the optimizer "
         f"({SOLC_SETTINGS['optimizer']['runs']} runs), EVM {SOLC_SETTINGS['evmVersion']}; "
         f"Python {platform.python_version()}.")
     explain = (

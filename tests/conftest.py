@@ -10,9 +10,8 @@ import pytest
 from offchain.chain.accounts import Wallet, new_wallet
 from offchain.chain.contracts import Fedshare, deploy
 from offchain.chain.node import Chain
-from offchain.chain.types import TaskParams
-
-ETHER = 10**18
+from offchain.protocol.terms import ETHER, MAX_SCORE
+from offchain.protocol.types import TaskParams
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,8 @@ def fs(system: Fedshare, chain: Chain):
 
 
 def task_params(**overrides) -> TaskParams:
+    """The terms of the tests' tasks; `quality_gap` is MAX_SCORE (no relative quality
+    test) unless a test asks for one."""
     base = dict(
         category=b"mnist".ljust(32, b"\0"),
         model_hash=b"\x11" * 32,
@@ -68,6 +69,7 @@ def task_params(**overrides) -> TaskParams:
         min_participants=3,
         max_participants=4,
         min_quality=0,
+        quality_gap=MAX_SCORE,
         verifiers_per_update=0,
     )
     base.update(overrides)

@@ -7,7 +7,7 @@ from eth_tester.backends.pyevm import main as pyevm_main
 from web3 import Web3
 
 from offchain.chain.accounts import Wallet, new_wallet
-from tests.conftest import ETHER
+from offchain.protocol.terms import ETHER
 from tests.contracts.helpers import CREDITOR_ROLE, register_devices
 
 

@@ -21,35 +21,27 @@ from typing import Any
 
 import pytest
 from web3 import Web3
-from web3.logs import DISCARD
 
 from offchain.chain.accounts import Wallet
-from offchain.chain.contracts import (
-    CREDITOR_ROLE,
-    VERSIONER_ROLE,
-    Fedshare,
-    score_commitment,
-)
+from offchain.chain.clients.base import ContractClient
+from offchain.chain.contracts import CREDITOR_ROLE, VERSIONER_ROLE, Fedshare
 from offchain.chain.node import Receipt
-from offchain.chain.types import RoundInfo, RoundOutcome, RoundStage
 from offchain.errors import TransactionReverted
-from offchain.learning import poq
-from tests.conftest import ETHER, task_params
+from offchain.protocol import poq
+from offchain.protocol.commitments import score_commitment
+from offchain.protocol.terms import EPSILON_UNIT, MAX_SCORE
+from offchain.protocol.types import RoundInfo, RoundOutcome, RoundStage
+from tests.conftest import task_params
 
 __all__ = [
     "CREDITOR_ROLE",
     "EPSILON_STEP",
-    "ETHER",
-    "MAX_PHASE_DURATION",
     "MODEL",
     "VERSIONER_ROLE",
-    "ZERO_ADDRESS",
-    "ZERO_HASH",
     "Assignment",
     "ContractWallet",
     "RoundModel",
     "addresses",
-    "advance_past",
     "assert_solvent",
     "assigned_rows",
     "assignment_size",
@@ -58,7 +50,6 @@ __all__ = [
     "commit_scores",
     "commit_updates",
     "epsilon_for",
-    "events",
     "expected_round",
     "finalize",
     "gas_cost",
@@ -81,10 +72,7 @@ __all__ = [
 ]
 
 MODEL = task_params().model_hash
-ZERO_ADDRESS = "0x" + "00" * 20
-ZERO_HASH = b"\0" * 32
-MAX_PHASE_DURATION = 365 * 24 * 3600
-EPSILON_STEP = 1_000_000
+EPSILON_STEP = EPSILON_UNIT
 """Micro-ε a device reports per round in the helpers (round r: (r + 1) x this)."""
 
 
@@ -118,13 +106,6 @@ def _address(device: Wallet | str) -> str:
 
 def block_time(fs: Fedshare, receipt: Receipt) -> int:
     return int(fs.chain.w3.eth.get_block(receipt.block_number)["timestamp"])
-
-
-def events(contract, name: str, receipt: Receipt) -> list[Any]:
-    """The `name` events `contract` emitted in the transaction."""
-    return list(
-        getattr(contract.events, name)().process_receipt(receipt.raw, errors=DISCARD)
-    )
 
 
 # ---------------------------------------------------------------- revert expectations
@@ -186,29 +167,10 @@ def gas_cost(receipt: Receipt) -> int:
 # ---------------------------------------------------------------- time
 
 
-def advance_past(fs: Fedshare, timestamp: int) -> None:
-    """Moves the clock so that the next block is strictly after `timestamp`."""
-    now = fs.chain.now()
-    if now <= timestamp:
-        # eth-tester's time travel is measured against the pending block, whose
-        # timestamp may already be ahead of the latest one (it follows the wall clock):
-        # travel strictly past both so that a block is really mined.
-        pending = int(fs.chain.w3.eth.get_block("pending")["timestamp"])
-        # On the embedded chain the mined block is one second short of the target.
-        fs.chain.advance_time(max(timestamp, pending) + 2 - now)
-    assert fs.chain.now() > timestamp
-
-
 def stalled_after(fs: Fedshare, task_id: int) -> int:
     """When anyone may cancel the task: last progress + train + verify + reveal + grace."""
-    p = fs.task_params(task_id)
-    return (
-        fs.task_state(task_id).last_progress_at
-        + p.train_duration
-        + p.verify_duration
-        + p.reveal_duration
-        + p.grace_period
-    )
+    p = fs.tasks.params(task_id)
+    return fs.tasks.state(task_id).last_progress_at + p.round_span + p.grace_period
 
 
 # ---------------------------------------------------------------- verifier assignment
@@ -247,7 +209,7 @@ class Assignment:
 
 
 def round_assignment(fs: Fedshare, task_id: int, round_: int) -> Assignment:
-    info = fs.round_info(task_id, round_)
+    info = fs.tasks.round_info(task_id, round_)
     return Assignment(info.participants, info.assignment_size, info.assignment_offset)
 
 
@@ -256,7 +218,7 @@ def assigned_rows(
 ) -> dict[Wallet, list[int]]:
     """Each device's revealed scores (assignment order) from its full row."""
     assignment = round_assignment(fs, task_id, round_)
-    order = fs.participants(task_id)
+    order = fs.tasks.participants(task_id)
     return {d: assignment.row(order.index(d.address), row) for d, row in matrix.items()}
 
 
@@ -265,8 +227,8 @@ def assigned_rows(
 
 def register_devices(fs: Fedshare, owner: Wallet, devices: Iterable[Wallet]) -> None:
     for device in devices:
-        if not fs.device_active(device.address):
-            fs.register_device(owner, device)
+        if not fs.devices.is_active(device.address):
+            fs.devices.register_device(owner, device)
 
 
 def publish_task(
@@ -277,7 +239,7 @@ def publish_task(
     allow_list: Sequence[str] = (),
     **overrides,
 ) -> int:
-    task_id, _ = fs.publish_task(
+    task_id, _ = fs.tasks.publish(
         actors.requester,
         task_params(**overrides),
         actors.aggregator.address if with_aggregator else None,
@@ -288,7 +250,7 @@ def publish_task(
 
 def join_task(fs: Fedshare, task_id: int, devices: Iterable[Wallet]) -> None:
     for device in devices:
-        fs.join(device, task_id)
+        fs.tasks.join(device, task_id)
 
 
 def setup_task(
@@ -305,8 +267,8 @@ def setup_task(
 
 def open_round(fs: Fedshare, actors, task_id: int) -> int:
     """The aggregator opens the next round on the task's current model; returns its index."""
-    state = fs.task_state(task_id)
-    fs.open_round(actors.aggregator, task_id, state.current_model)
+    state = fs.tasks.state(task_id)
+    fs.tasks.open_round(actors.aggregator, task_id, state.current_model)
     return state.rounds_opened
 
 
@@ -319,7 +281,7 @@ def commit_updates(
 ) -> None:
     """Train phase: each device commits its update with ε = :func:`epsilon_for`."""
     for device in devices:
-        fs.commit_update(
+        fs.tasks.commit_update(
             device,
             task_id,
             round_,
@@ -329,12 +291,14 @@ def commit_updates(
 
 
 def _commits_closed(fs: Fedshare, info: RoundInfo) -> bool:
-    return fs.chain.now() > info.commit_deadline or info.committed == info.participants
+    return (fs.chain.next_timestamp() > info.commit_deadline
+            or info.committed == info.participants)
 
 
 def _verify_closed(fs: Fedshare, info: RoundInfo) -> bool:
     return _commits_closed(fs, info) and (
-        fs.chain.now() > info.verify_deadline or info.score_committed == info.committed
+        fs.chain.next_timestamp() > info.verify_deadline
+        or info.score_committed == info.committed
     )
 
 
@@ -343,14 +307,14 @@ def commit_scores(
 ) -> None:
     """Verify phase: each device commits to its scores (already in assignment order)
     with its :func:`salt_of`; waits for the commit deadline when commits are still open."""
-    info = fs.round_info(task_id, round_)
+    info = fs.tasks.round_info(task_id, round_)
     if rows and not _commits_closed(fs, info):
-        advance_past(fs, info.commit_deadline)
+        fs.chain.advance_past(info.commit_deadline)
     for device, scores in rows.items():
         commitment = score_commitment(
             task_id, round_, scores, salt_of(round_, device), device.address
         )
-        fs.commit_scores(device, task_id, round_, commitment)
+        fs.tasks.commit_scores(device, task_id, round_, commitment)
 
 
 def reveal_scores(
@@ -358,11 +322,11 @@ def reveal_scores(
 ) -> None:
     """Reveal phase: each device reveals the scores it committed to; waits for the
     verify deadline when the verify phase is still open."""
-    info = fs.round_info(task_id, round_)
+    info = fs.tasks.round_info(task_id, round_)
     if rows and not _verify_closed(fs, info):
-        advance_past(fs, info.verify_deadline)
+        fs.chain.advance_past(info.verify_deadline)
     for device, scores in rows.items():
-        fs.reveal_scores(device, task_id, round_, list(scores), salt_of(round_, device))
+        fs.tasks.reveal_scores(device, task_id, round_, list(scores), salt_of(round_, device))
 
 
 def score_round(
@@ -387,19 +351,19 @@ def score_round(
 def finalize(fs: Fedshare, actors, task_id: int, round_: int) -> RoundOutcome:
     """Finalises the round (waiting for the reveal deadline unless every score
     committer revealed after the verify phase closed)."""
-    info = fs.round_info(task_id, round_)
+    info = fs.tasks.round_info(task_id, round_)
     if not (_verify_closed(fs, info) and info.revealed == info.score_committed):
-        advance_past(fs, info.reveal_deadline)
-    return fs.finalize_round(actors.stranger, task_id, round_)
+        fs.chain.advance_past(info.reveal_deadline)
+    return fs.tasks.finalize_round(actors.stranger, task_id, round_)
 
 
 def close_round(
     fs: Fedshare, actors, task_id: int, round_: int, new_model: bytes | None = None
 ) -> Receipt:
     """Aggregates (when anything was accepted) and publishes the round's new model."""
-    if fs.round_info(task_id, round_).stage is RoundStage.FINALIZED:
-        fs.submit_aggregate(actors.aggregator, task_id, round_, h(500 + round_))
-    return fs.publish_model(
+    if fs.tasks.round_info(task_id, round_).stage is RoundStage.FINALIZED:
+        fs.tasks.submit_aggregate(actors.aggregator, task_id, round_, h(500 + round_))
+    return fs.tasks.publish_model(
         actors.requester, task_id, round_, new_model or h(700 + round_)
     )
 
@@ -421,7 +385,7 @@ def play_round(
     and the outcome.
     """
     round_ = open_round(fs, actors, task_id)
-    participants = fs.participants(task_id)
+    participants = fs.tasks.participants(task_id)
     if committers is None:
         committers = [d for d in actors.devices if d.address in participants]
     commit_updates(fs, task_id, round_, committers)
@@ -455,10 +419,10 @@ def expected_round(
     reward: int,
     min_quality: int = 0,
     *,
-    quality_gap: int = poq.MAX_SCORE,
+    quality_gap: int = MAX_SCORE,
     assignment: Assignment | None = None,
 ) -> RoundModel:
-    """What the documented rules (`offchain.learning.poq`) give for `n` participants
+    """What the documented rules (`offchain.protocol.poq`) give for `n` participants
     where participant i (an index) revealed the full row ``rows[i]`` (only participants
     that revealed are keys); the assignment is everyone scoring everyone by default."""
     assignment = assignment or Assignment(n, n - 1, 0)
@@ -476,11 +440,11 @@ def expected_round(
 def assert_solvent(fs: Fedshare, devices: Iterable[str]) -> None:
     """Both contracts hold exactly what they owe."""
     chain = fs.chain
-    held = fs.total_held()
+    held = fs.tasks.total_held()
     assert chain.balance(fs.tasks.address) == held
-    owed = fs.total_owed()
+    owed = fs.vault.total_owed()
     assert chain.balance(fs.vault.address) == owed
-    assert owed == sum(fs.reward_balance(d) for d in set(devices))
+    assert owed == sum(fs.vault.balance_of(d) for d in set(devices))
 
 
 # ---------------------------------------------------------------- a contract wallet
@@ -679,9 +643,11 @@ class ContractWallet:
         self.address = str(receipt.raw["contractAddress"])
         self.contract = fs.chain.w3.eth.contract(address=self.address, abi=_WALLET_ABI)
 
-    def call(self, target, function: str, *args: Any, value: int = 0) -> Receipt:
-        """Calls `function` of the web3 contract `target` from this contract."""
-        data = target.encode_abi(function, list(args))
+    def call(self, target: ContractClient, function: str, *args: Any,
+             value: int = 0) -> Receipt:
+        """Calls `function` of the contract behind the client `target` from this
+        contract."""
+        data = target.contract.encode_abi(function, list(args))
         return self.fs.chain.transact(
             self.deployer,
             self.contract.functions.forward(target.address, data),

@@ -18,19 +18,16 @@ from web3 import Web3
 
 from offchain.chain.accounts import Wallet, new_wallet
 from offchain.chain.compile import SOLC_SETTINGS, _shim
-from offchain.chain.contracts import (
-    CREDITOR_ROLE,
-    VERSIONER_ROLE,
-    Fedshare,
-    score_commitment,
-)
+from offchain.chain.clients.base import ContractClient
+from offchain.chain.contracts import CREDITOR_ROLE, VERSIONER_ROLE, Fedshare
 from offchain.chain.node import Chain, Receipt
-from offchain.chain.types import MemberStatus, RoundStage, TaskStatus
 from offchain.errors import TransactionReverted
-from tests.conftest import ETHER, task_params
+from offchain.protocol.commitments import score_commitment
+from offchain.protocol.terms import ETHER, NO_HASH
+from offchain.protocol.types import MemberStatus, RoundStage, TaskStatus
+from tests.conftest import task_params
 
 ROOT = Path(__file__).resolve().parents[2]
-ZERO_HASH = b"\0" * 32
 
 # ---------------------------------------------------------------- small helpers
 
@@ -89,7 +86,7 @@ def world(system: Fedshare, chain: Chain, actors) -> World:
     for wallet in (owner, requester, aggregator, stranger, outsider, *devices):
         chain.fund(wallet.address, 100 * ETHER)
     for device in (*devices, outsider):
-        system.register_device(owner, device)
+        system.devices.register_device(owner, device)
     yield World(chain, actors.deployer, owner, devices, outsider, requester, aggregator,
                 stranger)
     chain.revert(snap)
@@ -98,7 +95,7 @@ def world(system: Fedshare, chain: Chain, actors) -> World:
 def publish(fs: Fedshare, w: World, allow_list: tuple[str, ...] = (), **overrides) -> int:
     params = task_params(**{"rounds": 1, "min_participants": 3, "max_participants": 3,
                             **overrides})
-    task_id, _ = fs.publish_task(w.requester, params, w.aggregator.address, allow_list)
+    task_id, _ = fs.tasks.publish(w.requester, params, w.aggregator.address, allow_list)
     return task_id
 
 
@@ -112,7 +109,7 @@ def update(device: Wallet | str, round_: int = 0) -> bytes:
 
 def scores_for(fs: Fedshare, task_id: int, round_: int, device: Wallet) -> list[int]:
     """Distinct scores, one per assigned update."""
-    size = fs.round_info(task_id, round_).assignment_size
+    size = fs.tasks.round_info(task_id, round_).assignment_size
     base = 5_000 + 100 * (int(device.address, 16) % 40)
     return [min(10_000, base + 10 * t) for t in range(size)]
 
@@ -124,27 +121,27 @@ def start_round(fs: Fedshare, w: World, devices: tuple[Wallet, ...] | None = Non
     task_id = publish(fs, w, min_participants=len(devices), max_participants=len(devices),
                       **overrides)
     for device in devices:
-        fs.join(device, task_id)
-    fs.open_round(w.aggregator, task_id, fs.task_state(task_id).current_model)
+        fs.tasks.join(device, task_id)
+    fs.tasks.open_round(w.aggregator, task_id, fs.tasks.state(task_id).current_model)
     return task_id, devices
 
 
 def commit_all(fs: Fedshare, task_id: int, devices, round_: int = 0) -> None:
     for device in devices:
-        fs.commit_update(device, task_id, round_, update(device, round_), 1_000)
+        fs.tasks.commit_update(device, task_id, round_, update(device, round_), 1_000)
 
 
 def score_all(fs: Fedshare, task_id: int, devices, round_: int = 0) -> None:
     for device in devices:
         scores = scores_for(fs, task_id, round_, device)
-        fs.commit_scores(device, task_id, round_, score_commitment(
+        fs.tasks.commit_scores(device, task_id, round_, score_commitment(
             task_id, round_, scores, salt(device, round_), device.address))
 
 
 def reveal_all(fs: Fedshare, task_id: int, devices, round_: int = 0) -> None:
     for device in devices:
-        fs.reveal_scores(device, task_id, round_, scores_for(fs, task_id, round_, device),
-                         salt(device, round_))
+        fs.tasks.reveal_scores(device, task_id, round_,
+                               scores_for(fs, task_id, round_, device), salt(device, round_))
 
 
 def play_round(fs: Fedshare, w: World, devices: tuple[Wallet, ...] | None = None,
@@ -154,15 +151,15 @@ def play_round(fs: Fedshare, w: World, devices: tuple[Wallet, ...] | None = None
     commit_all(fs, task_id, devices)
     score_all(fs, task_id, devices)
     reveal_all(fs, task_id, devices)
-    fs.finalize_round(w.stranger, task_id, 0)
-    assert fs.round_info(task_id, 0).stage == RoundStage.FINALIZED
+    fs.tasks.finalize_round(w.stranger, task_id, 0)
+    assert fs.tasks.round_info(task_id, 0).stage == RoundStage.FINALIZED
     return task_id, devices
 
 
 def assert_solvent(fs: Fedshare) -> None:
     chain = fs.chain
-    assert chain.balance(fs.tasks.address) == fs.total_held()
-    assert chain.balance(fs.vault.address) == fs.total_owed()
+    assert chain.balance(fs.tasks.address) == fs.tasks.total_held()
+    assert chain.balance(fs.vault.address) == fs.vault.total_owed()
 
 
 # ---------------------------------------------------------------- (a) re-entrant payees
@@ -246,26 +243,25 @@ class AttackerHandle:
         self.contract = self.chain.w3.eth.contract(address=self.address,
                                                    abi=artifact["abi"])
 
-    def exec(self, target, name: str, *args: Any, value: int = 0) -> Receipt:
-        data = target.encode_abi(name, args=list(args))
+    def exec(self, target: ContractClient, name: str, *args: Any,
+             value: int = 0) -> Receipt:
+        data = target.contract.encode_abi(name, args=list(args))
         return self.chain.transact(self.controller,
                                    self.contract.functions.exec(target.address, data),
                                    value=value)
 
-    def arm(self, target, name: str, *args: Any) -> None:
-        data = target.encode_abi(name, args=list(args))
+    def arm(self, target: ContractClient, name: str, *args: Any) -> None:
+        data = target.contract.encode_abi(name, args=list(args))
         self.chain.transact(self.controller, self.contract.functions.arm(target.address, data))
 
     def view(self, name: str) -> Any:
-        return self.chain.call(getattr(self.contract.functions, name)())
+        return self.chain.view(getattr(self.contract.functions, name)())
 
     def register(self, device: Wallet) -> None:
         """Registers `device` with this contract as its owner (the device signs)."""
         devices = self.fs.devices
-        digest = self.chain.call(devices.functions.consentDigest(
-            self.address, device.address, device.public_key))
-        self.exec(devices, "registerDevice", device.address, device.public_key,
-                  device.sign_digest(bytes(digest)))
+        consent = devices.sign_consent(self.address, device)
+        self.exec(devices, "registerDevice", device.address, device.public_key, consent)
 
 
 @pytest.fixture
@@ -286,10 +282,10 @@ def test_reentrant_requester_gets_its_refund_once(fs, world, attacker, reenter):
     params = task_params(rounds=2)
     attacker.exec(fs.tasks, "publishTask", params.as_tuple(), world.aggregator.address, [],
                   value=params.escrow)
-    (task_id,) = [i for i in range(1, fs.task_count() + 1)
-                  if fs.task_state(i).requester == attacker.address]
+    (task_id,) = [i for i in range(1, fs.tasks.count() + 1)
+                  if fs.tasks.state(i).requester == attacker.address]
     attacker.exec(fs.tasks, "cancelTask", task_id)
-    assert fs.refund_of(attacker.address) == params.escrow
+    assert fs.tasks.refund_of(attacker.address) == params.escrow
     if reenter == "withdrawRefund":
         attacker.arm(fs.tasks, "withdrawRefund")
     else:
@@ -302,7 +298,7 @@ def test_reentrant_requester_gets_its_refund_once(fs, world, attacker, reenter):
     assert attacker.view("received") == params.escrow
     assert fs.chain.balance(attacker.address) == params.escrow
     assert fs.chain.balance(fs.tasks.address) == held - params.escrow
-    assert fs.refund_of(attacker.address) == 0
+    assert fs.tasks.refund_of(attacker.address) == 0
     assert_solvent(fs)
     expect_revert("TaskRegistryNothingToRefund",
                   lambda: attacker.exec(fs.tasks, "withdrawRefund"))
@@ -319,7 +315,7 @@ def test_reentrant_owner_claims_once(fs, world, attacker, reenter):
         attacker.register(device)
     devices = (*mine, world.devices[0])
     play_round(fs, world, devices)
-    owed = [fs.reward_balance(d.address) for d in mine]
+    owed = [fs.vault.balance_of(d.address) for d in mine]
     assert sum(owed) > 0
     addresses = [d.address for d in mine]
     if reenter == "claim":
@@ -334,7 +330,7 @@ def test_reentrant_owner_claims_once(fs, world, attacker, reenter):
     assert attacker.view("received") == sum(owed)
     assert fs.chain.balance(attacker.address) == sum(owed)
     assert fs.chain.balance(fs.vault.address) == vault_before - sum(owed)
-    assert [fs.reward_balance(a) for a in addresses] == [0, 0]
+    assert [fs.vault.balance_of(a) for a in addresses] == [0, 0]
     assert_solvent(fs)
 
 
@@ -360,8 +356,8 @@ def test_reentrant_payee_withdraws_once(fs, world, attacker, reenter):
     _reentry_failed_with_guard(attacker)
     assert attacker.view("received") == 3 * ETHER
     assert fs.chain.balance(fs.vault.address) == vault_before - 3 * ETHER
-    assert fs.reward_balance(attacker.address) == 0
-    assert fs.reward_balance(world.devices[0].address) == ETHER
+    assert fs.vault.balance_of(attacker.address) == 0
+    assert fs.vault.balance_of(world.devices[0].address) == ETHER
     assert_solvent(fs)
 
 
@@ -371,7 +367,7 @@ def test_rejecting_payee_keeps_its_refund(fs, world, attacker):
     params = task_params(rounds=1)
     attacker.exec(fs.tasks, "publishTask", params.as_tuple(), world.aggregator.address, [],
                   value=params.escrow)
-    task_id = fs.task_count()
+    task_id = fs.tasks.count()
     attacker.exec(fs.tasks, "cancelTask", task_id)
     fs.chain.transact(world.stranger, attacker.contract.functions.setRejecting(True))
     held = fs.chain.balance(fs.tasks.address)
@@ -380,7 +376,7 @@ def test_rejecting_payee_keeps_its_refund(fs, world, attacker):
                   lambda: attacker.exec(fs.tasks, "withdrawRefund"))
 
     assert fs.chain.balance(fs.tasks.address) == held
-    assert fs.refund_of(attacker.address) == params.escrow
+    assert fs.tasks.refund_of(attacker.address) == params.escrow
     assert_solvent(fs)
 
 
@@ -395,29 +391,29 @@ def test_copied_score_commitment_cannot_be_revealed(fs, world):
     commit_all(fs, task_id, (a, b, c))
     scores_a = scores_for(fs, task_id, 0, a)
     commitment_a = score_commitment(task_id, 0, scores_a, salt(a), a.address)
-    assert bytes(fs.chain.call(fs.tasks.functions.scoreCommitment(
+    assert bytes(fs.chain.view(fs.tasks.functions.scoreCommitment(
         task_id, 0, scores_a, salt(a), a.address))) == commitment_a
-    fs.commit_scores(a, task_id, 0, commitment_a)
-    fs.commit_scores(b, task_id, 0, commitment_a)  # the copy
+    fs.tasks.commit_scores(a, task_id, 0, commitment_a)
+    fs.tasks.commit_scores(b, task_id, 0, commitment_a)  # the copy
     score_all(fs, task_id, (c,))
 
     expect_revert("TaskRegistryRevealMismatch",
-                  lambda: fs.reveal_scores(b, task_id, 0, scores_a, salt(a)))
-    fs.reveal_scores(a, task_id, 0, scores_a, salt(a))
+                  lambda: fs.tasks.reveal_scores(b, task_id, 0, scores_a, salt(a)))
+    fs.tasks.reveal_scores(a, task_id, 0, scores_a, salt(a))
     expect_revert("TaskRegistryAlreadyRevealed",
-                  lambda: fs.reveal_scores(a, task_id, 0, scores_a, salt(a)))
+                  lambda: fs.tasks.reveal_scores(a, task_id, 0, scores_a, salt(a)))
     # B's copied commitment can never be revealed: not even with B's own scores.
-    expect_revert("TaskRegistryRevealMismatch", lambda: fs.reveal_scores(
+    expect_revert("TaskRegistryRevealMismatch", lambda: fs.tasks.reveal_scores(
         b, task_id, 0, scores_for(fs, task_id, 0, b), salt(b)))
     reveal_all(fs, task_id, (c,))
 
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     travel_to(fs.chain, info.reveal_deadline + 1)
-    outcome = fs.finalize_round(world.stranger, task_id, 0)
+    outcome = fs.tasks.finalize_round(world.stranger, task_id, 0)
     assert b.address not in outcome.accepted
     assert outcome.rewards[b.address] == 0
-    assert fs.reward_balance(b.address) == 0
-    assert fs.submission(task_id, 0, b.address).revealed is False
+    assert fs.vault.balance_of(b.address) == 0
+    assert fs.tasks.submission(task_id, 0, b.address).revealed is False
     assert_solvent(fs)
 
 
@@ -426,14 +422,15 @@ def test_commitment_for_another_round_or_task_cannot_be_revealed(fs, world):
     task_id, (a, b, c) = start_round(fs, world)
     commit_all(fs, task_id, (a, b, c))
     scores = scores_for(fs, task_id, 0, a)
-    fs.commit_scores(a, task_id, 0, score_commitment(task_id, 1, scores, salt(a), a.address))
-    fs.commit_scores(b, task_id, 0, score_commitment(task_id + 1, 0, scores, salt(b),
-                                                     b.address))
+    fs.tasks.commit_scores(a, task_id, 0,
+                           score_commitment(task_id, 1, scores, salt(a), a.address))
+    fs.tasks.commit_scores(b, task_id, 0,
+                           score_commitment(task_id + 1, 0, scores, salt(b), b.address))
     score_all(fs, task_id, (c,))
     expect_revert("TaskRegistryRevealMismatch",
-                  lambda: fs.reveal_scores(a, task_id, 0, scores, salt(a)))
+                  lambda: fs.tasks.reveal_scores(a, task_id, 0, scores, salt(a)))
     expect_revert("TaskRegistryRevealMismatch",
-                  lambda: fs.reveal_scores(b, task_id, 0, scores, salt(b)))
+                  lambda: fs.tasks.reveal_scores(b, task_id, 0, scores, salt(b)))
 
 
 # ---------------------------------------------------------------- (c) late commits
@@ -444,7 +441,7 @@ def test_commit_after_deadline(fs, world, phase):
     """Each phase accepts its call at exactly its deadline and rejects it one second
     later (CommitTooLate for updates, PhaseClosed for scores and reveals)."""
     task_id, (a, b, c) = start_round(fs, world)
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     if phase == "update":
         commit_all(fs, task_id, (a,))
         travel_to(fs.chain, info.commit_deadline)
@@ -475,13 +472,14 @@ def test_commit_after_deadline(fs, world, phase):
     # Once the round is finalised every commit meets a closed stage.
     if pending_time(fs.chain) <= info.reveal_deadline:
         travel_to(fs.chain, info.reveal_deadline + 1)
-    fs.finalize_round(world.stranger, task_id, 0)
-    stage = fs.round_info(task_id, 0).stage
+    fs.tasks.finalize_round(world.stranger, task_id, 0)
+    stage = fs.tasks.round_info(task_id, 0).stage
     assert stage in (RoundStage.FINALIZED, RoundStage.AGGREGATED)
     expect_revert("TaskRegistryWrongStage", lambda: commit_all(fs, task_id, (c,)))
-    expect_revert("TaskRegistryWrongStage", lambda: fs.commit_scores(c, task_id, 0, b"\x01" * 32))
     expect_revert("TaskRegistryWrongStage",
-                  lambda: fs.reveal_scores(c, task_id, 0, [1, 2], salt(c)))
+                  lambda: fs.tasks.commit_scores(c, task_id, 0, b"\x01" * 32))
+    expect_revert("TaskRegistryWrongStage",
+                  lambda: fs.tasks.reveal_scores(c, task_id, 0, [1, 2], salt(c)))
 
 
 def test_phases_before_they_open(fs, world):
@@ -518,15 +516,15 @@ def scenes(system: Fedshare, chain: Chain, world: World) -> dict[str, tuple[Any,
     task_id = publish(fs, w, min_participants=3, max_participants=3, rounds=1,
                       allow_list=tuple(d.address for d in devices))
     for device in devices:
-        fs.join(device, task_id)
-    fs.open_round(w.aggregator, task_id, fs.task_state(task_id).current_model)
+        fs.tasks.join(device, task_id)
+    fs.tasks.open_round(w.aggregator, task_id, fs.tasks.state(task_id).current_model)
     snaps = {"open": (chain.snapshot(), task_id)}
     commit_all(fs, task_id, devices)
     score_all(fs, task_id, devices)
     reveal_all(fs, task_id, devices)
-    fs.finalize_round(w.stranger, task_id, 0)
+    fs.tasks.finalize_round(w.stranger, task_id, 0)
     snaps["finalized"] = (chain.snapshot(), task_id)
-    fs.submit_aggregate(w.aggregator, task_id, 0, b"\x33" * 32)
+    fs.tasks.submit_aggregate(w.aggregator, task_id, 0, b"\x33" * 32)
     snaps["aggregated"] = (chain.snapshot(), task_id)
     chain.revert(base)
     yield snaps
@@ -541,18 +539,15 @@ def _scene(fs: Fedshare, w: World, scenes, stage: str) -> Scene:
 def _rotate(s: Scene, caller: Wallet) -> Receipt:
     device = s.devices[0]
     key = new_wallet().public_key
-    digest = s.fs.chain.call(s.fs.devices.functions.consentDigest(caller.address,
-                                                                  device.address, key))
+    consent = s.fs.devices.sign_consent(caller.address, device, key)
     return s.fs.chain.transact(caller, s.fs.devices.functions.rotateKey(
-        device.address, key, device.sign_digest(bytes(digest))))
+        device.address, key, consent))
 
 
 def _register_again(s: Scene, caller: Wallet) -> Receipt:
     device = s.devices[0]
-    digest = s.fs.chain.call(s.fs.devices.functions.consentDigest(
-        caller.address, device.address, device.public_key))
-    return s.fs.chain.transact(caller, s.fs.devices.functions.registerDevice(
-        device.address, device.public_key, device.sign_digest(bytes(digest))))
+    consent = s.fs.devices.sign_consent(caller.address, device)
+    return s.fs.devices.register(caller, device.address, device.public_key, consent)
 
 
 # (name, stage the task must be in, call(scene, caller), error for the stranger, error for
@@ -560,49 +555,50 @@ def _register_again(s: Scene, caller: Wallet) -> Receipt:
 # decides (e.g. submitAggregate checks the stage before the caller).
 MUTATORS: list[tuple[str, str, Callable[[Scene, Wallet], Any], str, str]] = [
     ("TaskRegistry.setAggregator", "open",
-     lambda s, w: s.fs.set_aggregator(w, s.task_id, w.address),
+     lambda s, w: s.fs.tasks.set_aggregator(w, s.task_id, w.address),
      "TaskRegistryNotRequester", "TaskRegistryNotRequester"),
     ("TaskRegistry.join", "open",
-     lambda s, w: s.fs.join(w, s.task_id),
+     lambda s, w: s.fs.tasks.join(w, s.task_id),
      "TaskRegistryDeviceNotActive", "TaskRegistryNotAllowed"),
     ("TaskRegistry.openRound", "aggregated",
-     lambda s, w: s.fs.open_round(w, s.task_id, s.fs.task_state(s.task_id).current_model),
+     lambda s, w: s.fs.tasks.open_round(w, s.task_id,
+                                        s.fs.tasks.state(s.task_id).current_model),
      "TaskRegistryNotAggregator", "TaskRegistryNotAggregator"),
     ("TaskRegistry.commitUpdate", "open",
-     lambda s, w: s.fs.commit_update(w, s.task_id, 0, update(w), 1),
+     lambda s, w: s.fs.tasks.commit_update(w, s.task_id, 0, update(w), 1),
      "TaskRegistryNotParticipant", "TaskRegistryNotParticipant"),
     ("TaskRegistry.commitScores", "open",
-     lambda s, w: s.fs.commit_scores(w, s.task_id, 0, b"\x01" * 32),
+     lambda s, w: s.fs.tasks.commit_scores(w, s.task_id, 0, b"\x01" * 32),
      "TaskRegistryNotParticipant", "TaskRegistryNotParticipant"),
     ("TaskRegistry.revealScores", "open",
-     lambda s, w: s.fs.reveal_scores(w, s.task_id, 0, [1, 2], salt(w)),
+     lambda s, w: s.fs.tasks.reveal_scores(w, s.task_id, 0, [1, 2], salt(w)),
      "TaskRegistryNotParticipant", "TaskRegistryNotParticipant"),
     # finalizeRound is permissionless by design: an outsider meets the same timing check
     # as anyone (the round is not over).
     ("TaskRegistry.finalizeRound", "open",
-     lambda s, w: s.fs.finalize_round(w, s.task_id, 0),
+     lambda s, w: s.fs.tasks.finalize_round(w, s.task_id, 0),
      "TaskRegistryRoundNotOver", "TaskRegistryRoundNotOver"),
     ("TaskRegistry.submitAggregate", "finalized",
-     lambda s, w: s.fs.submit_aggregate(w, s.task_id, 0, b"\x44" * 32),
+     lambda s, w: s.fs.tasks.submit_aggregate(w, s.task_id, 0, b"\x44" * 32),
      "TaskRegistryNotAggregator", "TaskRegistryNotAggregator"),
     ("TaskRegistry.publishModel", "aggregated",
-     lambda s, w: s.fs.publish_model(w, s.task_id, 0, b"\x55" * 32),
+     lambda s, w: s.fs.tasks.publish_model(w, s.task_id, 0, b"\x55" * 32),
      "TaskRegistryNotRequester", "TaskRegistryNotRequester"),
     ("TaskRegistry.cancelTask", "open",
-     lambda s, w: s.fs.cancel_task(w, s.task_id),
+     lambda s, w: s.fs.tasks.cancel(w, s.task_id),
      "TaskRegistryCannotCancel", "TaskRegistryCannotCancel"),
     ("TaskRegistry.withdrawRefund", "open",
-     lambda s, w: s.fs.withdraw_refund(w),
+     lambda s, w: s.fs.tasks.withdraw_refund(w),
      "TaskRegistryNothingToRefund", "TaskRegistryNothingToRefund"),
     ("RewardVault.credit", "finalized",
      lambda s, w: s.fs.chain.transact(w, s.fs.vault.functions.credit([w.address], [1]),
                                       value=1),
      "AccessControlUnauthorizedAccount", "AccessControlUnauthorizedAccount"),
     ("RewardVault.withdraw", "finalized",
-     lambda s, w: s.fs.withdraw_reward(w),
+     lambda s, w: s.fs.vault.withdraw(w),
      "RewardVaultNothingToWithdraw", "RewardVaultNothingToWithdraw"),
     ("RewardVault.claim", "finalized",
-     lambda s, w: s.fs.claim_rewards(w, [s.devices[0].address]),
+     lambda s, w: s.fs.vault.claim(w, [s.devices[0].address]),
      "RewardVaultNotDeviceOwner", "RewardVaultNotDeviceOwner"),
     ("RewardVault.grantRole", "open",
      lambda s, w: s.fs.chain.transact(w, s.fs.vault.functions.grantRole(CREDITOR_ROLE,
@@ -614,14 +610,14 @@ MUTATORS: list[tuple[str, str, Callable[[Scene, Wallet], Any], str, str]] = [
      "AccessControlUnauthorizedAccount", "AccessControlUnauthorizedAccount"),
     ("ModelRegistry.registerVersion", "aggregated",
      lambda s, w: s.fs.chain.transact(w, s.fs.models.functions.registerVersion(
-         b"\x66" * 32, "fake", 1, s.task_id, 1, ZERO_HASH)),
+         b"\x66" * 32, "fake", 1, s.task_id, 1, NO_HASH)),
      "ModelRegistryTaskVersionNotAllowed", "ModelRegistryTaskVersionNotAllowed"),
     ("ModelRegistry.grantRole", "open",
      lambda s, w: s.fs.chain.transact(w, s.fs.models.functions.grantRole(VERSIONER_ROLE,
                                                                          w.address)),
      "AccessControlUnauthorizedAccount", "AccessControlUnauthorizedAccount"),
     ("DeviceRegistry.revokeDevice", "open",
-     lambda s, w: s.fs.revoke_device(w, s.devices[0].address),
+     lambda s, w: s.fs.devices.revoke(w, s.devices[0].address),
      "DeviceRegistryNotDeviceOwner", "DeviceRegistryNotDeviceOwner"),
     ("DeviceRegistry.rotateKey", "open", _rotate,
      "DeviceRegistryNotDeviceOwner", "DeviceRegistryNotDeviceOwner"),
@@ -633,10 +629,11 @@ MUTATORS: list[tuple[str, str, Callable[[Scene, Wallet], Any], str, str]] = [
 def _snapshot_state(s: Scene) -> tuple:
     fs = s.fs
     return (
-        fs.task_state(s.task_id), fs.round_info(s.task_id, 0), fs.participants(s.task_id),
-        [fs.reward_balance(d.address) for d in s.devices], fs.model_version_count(),
-        [fs.device_active(d.address) for d in s.devices],
-        [fs.device_public_key(d.address) for d in s.devices],
+        fs.tasks.state(s.task_id), fs.tasks.round_info(s.task_id, 0),
+        fs.tasks.participants(s.task_id),
+        [fs.vault.balance_of(d.address) for d in s.devices], fs.models.count(),
+        [fs.devices.is_active(d.address) for d in s.devices],
+        [fs.devices.public_key(d.address) for d in s.devices],
         fs.chain.balance(fs.tasks.address), fs.chain.balance(fs.vault.address),
     )
 
@@ -652,22 +649,22 @@ def test_outsider_cannot_call_mutator(fs, world, scenes, caller_kind, name, stag
     nothing."""
     scene = _scene(fs, world, scenes, stage)
     caller = world.stranger if caller_kind == "stranger" else world.outsider
-    assert fs.member_status(scene.task_id, caller.address) == MemberStatus.NONE
+    assert fs.tasks.member_status(scene.task_id, caller.address) == MemberStatus.NONE
     before = _snapshot_state(scene)
     expect_revert(stranger_error if caller_kind == "stranger" else outsider_error,
                   lambda: call(scene, caller))
     assert _snapshot_state(scene) == before
-    assert fs.task_state(scene.task_id).status in (TaskStatus.OPEN, TaskStatus.RUNNING)
+    assert fs.tasks.state(scene.task_id).status in (TaskStatus.OPEN, TaskStatus.RUNNING)
 
 
 def test_anyone_may_register_a_service_model(fs, world):
     """The counterpart of the registerVersion check: taskId 0 is open to anyone, and it
     changes no task's versions."""
-    count = fs.model_version_count()
+    count = fs.models.count()
     fs.chain.transact(world.stranger, fs.models.functions.registerVersion(
-        b"\x77" * 32, "svc", 0, 0, 0, ZERO_HASH))
-    assert fs.model_version_count() == count + 1
-    assert fs.model_version(count + 1).task_id == 0
+        b"\x77" * 32, "svc", 0, 0, 0, NO_HASH))
+    assert fs.models.count() == count + 1
+    assert fs.models.version(count + 1).task_id == 0
 
 
 # ---------------------------------------------------------------- (e) revoked devices
@@ -679,25 +676,26 @@ def test_revoked_waiting_device_never_replaces_an_eliminated_one(fs, world):
     a, b, c = world.devices[:3]
     task_id = publish(fs, world, rounds=2, min_participants=2, max_participants=2)
     for device in (a, b, c):
-        fs.join(device, task_id)
-    assert fs.waiting(task_id) == [c.address]
-    fs.revoke_device(world.owner, c.address)
-    fs.open_round(world.aggregator, task_id, fs.task_state(task_id).current_model)
+        fs.tasks.join(device, task_id)
+    assert fs.tasks.waiting(task_id) == [c.address]
+    fs.devices.revoke(world.owner, c.address)
+    fs.tasks.open_round(world.aggregator, task_id,
+                        fs.tasks.state(task_id).current_model)
     commit_all(fs, task_id, (a, b))
     # A scores B low, B scores A high: B is the worst and is eliminated.
     rows = {a: [1_000], b: [9_000]}
     for device, scores in rows.items():
-        fs.commit_scores(device, task_id, 0, score_commitment(
+        fs.tasks.commit_scores(device, task_id, 0, score_commitment(
             task_id, 0, scores, salt(device), device.address))
     for device, scores in rows.items():
-        fs.reveal_scores(device, task_id, 0, scores, salt(device))
-    outcome = fs.finalize_round(world.stranger, task_id, 0)
+        fs.tasks.reveal_scores(device, task_id, 0, scores, salt(device))
+    outcome = fs.tasks.finalize_round(world.stranger, task_id, 0)
     assert outcome.quality == {a.address: 9_000, b.address: 1_000}
 
-    participants = fs.participants(task_id)
+    participants = fs.tasks.participants(task_id)
     assert c.address not in participants, "the revoked device became a participant"
-    assert fs.member_status(task_id, c.address) != MemberStatus.ACTIVE
-    assert all(fs.device_active(p) for p in participants)
+    assert fs.tasks.member_status(task_id, c.address) != MemberStatus.ACTIVE
+    assert all(fs.devices.is_active(p) for p in participants)
 
 
 @pytest.mark.parametrize("leaver", ["worst", "silent"])
@@ -708,21 +706,22 @@ def test_nobody_leaves_for_a_queue_of_revoked_devices(fs, world, leaver):
     a, b, c = world.devices[:3]
     task_id = publish(fs, world, rounds=2, min_participants=2, max_participants=2)
     for device in (a, b, c):
-        fs.join(device, task_id)
-    fs.revoke_device(world.owner, c.address)
-    fs.open_round(world.aggregator, task_id, fs.task_state(task_id).current_model)
+        fs.tasks.join(device, task_id)
+    fs.devices.revoke(world.owner, c.address)
+    fs.tasks.open_round(world.aggregator, task_id,
+                        fs.tasks.state(task_id).current_model)
     commit_all(fs, task_id, (a, b))
     rows = {a: [1_000], b: [9_000]}
     for device, scores in rows.items():
-        fs.commit_scores(device, task_id, 0, score_commitment(
+        fs.tasks.commit_scores(device, task_id, 0, score_commitment(
             task_id, 0, scores, salt(device), device.address))
-    fs.reveal_scores(a, task_id, 0, rows[a], salt(a))
+    fs.tasks.reveal_scores(a, task_id, 0, rows[a], salt(a))
     if leaver == "worst":
-        fs.reveal_scores(b, task_id, 0, rows[b], salt(b))
+        fs.tasks.reveal_scores(b, task_id, 0, rows[b], salt(b))
     else:
-        travel_to(fs.chain, fs.round_info(task_id, 0).reveal_deadline + 1)
-    fs.finalize_round(world.stranger, task_id, 0)
-    assert fs.participants(task_id) == [a.address, b.address]
+        travel_to(fs.chain, fs.tasks.round_info(task_id, 0).reveal_deadline + 1)
+    fs.tasks.finalize_round(world.stranger, task_id, 0)
+    assert fs.tasks.participants(task_id) == [a.address, b.address]
 
 
 # ---------------------------------------------------------------- gas benchmark smoke

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from web3.logs import DISCARD
 
 from offchain.chain.accounts import new_wallet
+from offchain.protocol.terms import ETHER, ZERO_ADDRESS
 from tests.contracts.helpers import (
     CREDITOR_ROLE,
-    ETHER,
-    ZERO_ADDRESS,
     ContractWallet,
     addresses,
     assert_solvent,
@@ -36,11 +34,11 @@ def credit(fs, creditor, devices, amounts, value=None):
 
 
 def test_deployer_is_admin_and_task_registry_is_the_creditor(fs, actors):
-    has_role = lambda role, who: fs.chain.call(fs.vault.functions.hasRole(role, who))
+    has_role = lambda role, who: fs.chain.view(fs.vault.functions.hasRole(role, who))
     assert has_role(DEFAULT_ADMIN_ROLE, actors.deployer.address)
     assert has_role(CREDITOR_ROLE, fs.tasks.address)
     assert not has_role(CREDITOR_ROLE, actors.deployer.address)
-    assert bytes(fs.chain.call(fs.vault.functions.CREDITOR_ROLE())) == CREDITOR_ROLE
+    assert bytes(fs.chain.view(fs.vault.functions.CREDITOR_ROLE())) == CREDITOR_ROLE
 
 
 @pytest.mark.parametrize("caller", ["stranger", "deployer", "owner"])
@@ -70,29 +68,27 @@ def test_granting_creditor_role_requires_the_admin(fs, actors):
 def test_credit_adds_to_balances_and_total_owed(fs, actors, creditor):
     a, b = addresses(actors.devices[:2])
     credit(fs, creditor, [a, b, a], [3, 5, 7])
-    assert fs.reward_balance(a) == 10
-    assert fs.reward_balance(b) == 5
-    assert fs.total_owed() == 15
+    assert fs.vault.balance_of(a) == 10
+    assert fs.vault.balance_of(b) == 5
+    assert fs.vault.total_owed() == 15
     assert fs.chain.balance(fs.vault.address) == 15
     assert_solvent(fs, [a, b])
 
 
 def test_credit_of_unregistered_addresses_is_allowed(fs, actors, creditor):
     credit(fs, creditor, [actors.stranger.address], [ETHER])
-    assert fs.reward_balance(actors.stranger.address) == ETHER
+    assert fs.vault.balance_of(actors.stranger.address) == ETHER
 
 
 def test_credit_of_nothing_is_a_no_op(fs, actors, creditor):
     credit(fs, creditor, [], [])
-    assert fs.total_owed() == 0
+    assert fs.vault.total_owed() == 0
 
 
 def test_credit_emits_one_event_per_device(fs, actors, creditor):
     a, b = addresses(actors.devices[:2])
     receipt = credit(fs, creditor, [a, b], [1, 2])
-    events = fs.vault.events.RewardCredited().process_receipt(
-        receipt.raw, errors=DISCARD
-    )
+    events = fs.vault.receipt_events("RewardCredited", receipt)
     assert [(e.args.device, e.args.payer, e.args.amount) for e in events] == [
         (a, creditor.address, 1),
         (b, creditor.address, 2),
@@ -125,7 +121,7 @@ def test_credit_to_zero_address_reverts_with_RewardVaultZeroAddress(
     devices[position] = ZERO_ADDRESS
     with reverts_with("RewardVaultZeroAddress"):
         credit(fs, creditor, devices, [1, 2])
-    assert fs.total_owed() == 0
+    assert fs.vault.total_owed() == 0
 
 
 # ---------------------------------------------------------------- withdraw
@@ -137,15 +133,13 @@ def test_withdraw_pays_the_device_its_whole_balance(fs, actors, creditor):
     credit(fs, creditor, [device.address, other], [2 * ETHER, ETHER])
     before = fs.chain.balance(device.address)
 
-    receipt = fs.withdraw_reward(device)
+    receipt = fs.vault.withdraw(device)
 
     assert fs.chain.balance(device.address) == before + 2 * ETHER - gas_cost(receipt)
-    assert fs.reward_balance(device.address) == 0
-    assert fs.total_owed() == ETHER
+    assert fs.vault.balance_of(device.address) == 0
+    assert fs.vault.total_owed() == ETHER
     assert fs.chain.balance(fs.vault.address) == ETHER
-    (event,) = fs.vault.events.RewardWithdrawn().process_receipt(
-        receipt.raw, errors=DISCARD
-    )
+    (event,) = fs.vault.receipt_events("RewardWithdrawn", receipt)
     assert (event.args.device, event.args.to, event.args.amount) == (
         device.address,
         device.address,
@@ -157,13 +151,7 @@ def test_withdraw_pays_the_device_its_whole_balance(fs, actors, creditor):
 def test_withdraw_returns_the_amount(fs, actors, creditor):
     device = actors.devices[0]
     credit(fs, creditor, [device.address], [123])
-    assert fs.chain.w3.eth.call(
-        {
-            "from": device.address,
-            "to": fs.vault.address,
-            "data": fs.vault.encode_abi("withdraw", []),
-        }
-    ) == (123).to_bytes(32, "big")
+    assert fs.vault.functions.withdraw().call({"from": device.address}) == 123
 
 
 def test_withdraw_with_nothing_owed_reverts_with_RewardVaultNothingToWithdraw(
@@ -171,15 +159,15 @@ def test_withdraw_with_nothing_owed_reverts_with_RewardVaultNothingToWithdraw(
 ):
     device = actors.devices[0]
     with reverts_with("RewardVaultNothingToWithdraw", device.address):
-        fs.withdraw_reward(device)
+        fs.vault.withdraw(device)
 
 
 def test_withdraw_twice_reverts_with_RewardVaultNothingToWithdraw(fs, actors, creditor):
     device = actors.devices[0]
     credit(fs, creditor, [device.address], [ETHER])
-    fs.withdraw_reward(device)
+    fs.vault.withdraw(device)
     with reverts_with("RewardVaultNothingToWithdraw", device.address):
-        fs.withdraw_reward(device)
+        fs.vault.withdraw(device)
 
 
 # ---------------------------------------------------------------- claim
@@ -191,17 +179,15 @@ def test_owner_claims_several_devices_in_one_call(fs, actors, registered, credit
     credit(fs, creditor, mine + [theirs], [ETHER, 2 * ETHER, 3 * ETHER, 5 * ETHER])
     before = fs.chain.balance(actors.owner.address)
 
-    receipt = fs.claim_rewards(actors.owner, mine)
+    receipt = fs.vault.claim(actors.owner, mine)
 
     assert fs.chain.balance(actors.owner.address) == before + 6 * ETHER - gas_cost(
         receipt
     )
-    assert [fs.reward_balance(d) for d in mine] == [0, 0, 0]
-    assert fs.reward_balance(theirs) == 5 * ETHER
-    assert fs.total_owed() == 5 * ETHER
-    events = fs.vault.events.RewardWithdrawn().process_receipt(
-        receipt.raw, errors=DISCARD
-    )
+    assert [fs.vault.balance_of(d) for d in mine] == [0, 0, 0]
+    assert fs.vault.balance_of(theirs) == 5 * ETHER
+    assert fs.vault.total_owed() == 5 * ETHER
+    events = fs.vault.receipt_events("RewardWithdrawn", receipt)
     assert [(e.args.device, e.args.to, e.args.amount) for e in events] == [
         (mine[0], actors.owner.address, ETHER),
         (mine[1], actors.owner.address, 2 * ETHER),
@@ -214,7 +200,7 @@ def test_claim_skips_devices_with_nothing_owed(fs, actors, registered, creditor)
     mine = addresses(registered[:3])
     credit(fs, creditor, [mine[1]], [ETHER])
     before = fs.chain.balance(actors.owner.address)
-    receipt = fs.claim_rewards(actors.owner, mine)
+    receipt = fs.vault.claim(actors.owner, mine)
     assert fs.chain.balance(actors.owner.address) == before + ETHER - gas_cost(receipt)
 
 
@@ -222,9 +208,9 @@ def test_claim_listing_a_device_twice_pays_it_once(fs, actors, registered, credi
     device = registered[0].address
     credit(fs, creditor, [device], [ETHER])
     before = fs.chain.balance(actors.owner.address)
-    receipt = fs.claim_rewards(actors.owner, [device, device])
+    receipt = fs.vault.claim(actors.owner, [device, device])
     assert fs.chain.balance(actors.owner.address) == before + ETHER - gas_cost(receipt)
-    assert fs.total_owed() == 0
+    assert fs.vault.total_owed() == 0
 
 
 @pytest.mark.parametrize("devices", [[], [0], [0, 1]], ids=["no-devices", "one", "two"])
@@ -232,7 +218,7 @@ def test_claim_with_nothing_owed_reverts_with_RewardVaultNothingToWithdraw(
     fs, actors, registered, devices
 ):
     with reverts_with("RewardVaultNothingToWithdraw", actors.owner.address):
-        fs.claim_rewards(actors.owner, [registered[i].address for i in devices])
+        fs.vault.claim(actors.owner, [registered[i].address for i in devices])
 
 
 def test_claim_of_another_owners_device_reverts_with_RewardVaultNotDeviceOwner(
@@ -246,8 +232,8 @@ def test_claim_of_another_owners_device_reverts_with_RewardVaultNotDeviceOwner(
         actors.other_owner.address,
         actors.owner.address,
     ):
-        fs.claim_rewards(actors.owner, [mine, theirs])
-    assert fs.reward_balance(mine) == ETHER  # nothing moved
+        fs.vault.claim(actors.owner, [mine, theirs])
+    assert fs.vault.balance_of(mine) == ETHER  # nothing moved
 
 
 def test_claim_of_unregistered_address_reverts_with_RewardVaultNotDeviceOwner(
@@ -258,7 +244,7 @@ def test_claim_of_unregistered_address_reverts_with_RewardVaultNotDeviceOwner(
     with reverts_with(
         "RewardVaultNotDeviceOwner", device, ZERO_ADDRESS, actors.owner.address
     ):
-        fs.claim_rewards(actors.owner, [device])
+        fs.vault.claim(actors.owner, [device])
 
 
 def test_device_cannot_claim_for_itself_through_claim(fs, actors, registered, creditor):
@@ -270,7 +256,7 @@ def test_device_cannot_claim_for_itself_through_claim(fs, actors, registered, cr
         actors.owner.address,
         device.address,
     ):
-        fs.claim_rewards(device, [device.address])
+        fs.vault.claim(device, [device.address])
 
 
 def test_revoked_devices_reward_stays_claimable_by_its_owner(
@@ -278,27 +264,27 @@ def test_revoked_devices_reward_stays_claimable_by_its_owner(
 ):
     device = registered[0].address
     credit(fs, creditor, [device], [ETHER])
-    fs.revoke_device(actors.owner, device)
+    fs.devices.revoke(actors.owner, device)
     before = fs.chain.balance(actors.owner.address)
-    receipt = fs.claim_rewards(actors.owner, [device])
+    receipt = fs.vault.claim(actors.owner, [device])
     assert fs.chain.balance(actors.owner.address) == before + ETHER - gas_cost(receipt)
-    assert fs.reward_balance(device) == 0
+    assert fs.vault.balance_of(device) == 0
 
 
 def test_revoked_device_can_still_withdraw_itself(fs, actors, registered, creditor):
     device = registered[0]
     credit(fs, creditor, [device.address], [ETHER])
-    fs.revoke_device(actors.owner, device.address)
-    fs.withdraw_reward(device)
-    assert fs.reward_balance(device.address) == 0
+    fs.devices.revoke(actors.owner, device.address)
+    fs.vault.withdraw(device)
+    assert fs.vault.balance_of(device.address) == 0
 
 
 def test_withdrawn_balance_cannot_be_claimed_again(fs, actors, registered, creditor):
     device = registered[0]
     credit(fs, creditor, [device.address], [ETHER])
-    fs.withdraw_reward(device)
+    fs.vault.withdraw(device)
     with reverts_with("RewardVaultNothingToWithdraw", actors.owner.address):
-        fs.claim_rewards(actors.owner, [device.address])
+        fs.vault.claim(actors.owner, [device.address])
 
 
 # ---------------------------------------------------------------- contract recipients
@@ -309,21 +295,11 @@ REENTRANT_CALL = selector("ReentrancyGuardReentrantCall()")
 def register_to_contract(fs, owner: ContractWallet):
     """A fresh device registered (with its consent) to the contract wallet `owner`."""
     device = new_wallet()
-    digest = bytes(
-        fs.chain.call(
-            fs.devices.functions.consentDigest(
-                owner.address, device.address, device.public_key
-            )
-        )
-    )
+    consent = fs.devices.sign_consent(owner.address, device)
     owner.call(
-        fs.devices,
-        "registerDevice",
-        device.address,
-        device.public_key,
-        device.sign_digest(digest),
+        fs.devices, "registerDevice", device.address, device.public_key, consent
     )
-    assert fs.device_owner(device.address) == owner.address
+    assert fs.devices.owner_of(device.address) == owner.address
     return device
 
 
@@ -334,7 +310,7 @@ def test_withdraw_to_a_device_rejecting_ether_reverts_with_RewardVaultTransferFa
     credit(fs, creditor, [device.address], [ETHER])
     with reverts_with("RewardVaultTransferFailed", device.address, ETHER):
         device.call(fs.vault, "withdraw")
-    assert fs.reward_balance(device.address) == ETHER
+    assert fs.vault.balance_of(device.address) == ETHER
     assert_solvent(fs, [device.address])
 
 
@@ -346,7 +322,7 @@ def test_claim_by_an_owner_rejecting_ether_reverts_with_RewardVaultTransferFaile
     credit(fs, creditor, [device.address], [ETHER])
     with reverts_with("RewardVaultTransferFailed", owner.address, ETHER):
         owner.call(fs.vault, "claim", [device.address])
-    assert fs.reward_balance(device.address) == ETHER
+    assert fs.vault.balance_of(device.address) == ETHER
 
 
 def test_withdraw_cannot_be_reentered(fs, actors, creditor):
@@ -358,7 +334,7 @@ def test_withdraw_cannot_be_reentered(fs, actors, creditor):
     assert attacker.reentry_attempted and not attacker.reentry_succeeded
     assert attacker.reentry_error_selector == REENTRANT_CALL
     assert fs.chain.balance(attacker.address) == ETHER
-    assert fs.total_owed() == 0
+    assert fs.vault.total_owed() == 0
     assert_solvent(fs, [attacker.address])
 
 
@@ -373,5 +349,5 @@ def test_claim_cannot_be_reentered_through_withdraw(fs, actors, creditor):
     assert attacker.reentry_attempted and not attacker.reentry_succeeded
     assert attacker.reentry_error_selector == REENTRANT_CALL
     assert fs.chain.balance(attacker.address) == ETHER
-    assert fs.reward_balance(attacker.address) == 2 * ETHER
+    assert fs.vault.balance_of(attacker.address) == 2 * ETHER
     assert_solvent(fs, [device.address, attacker.address])

@@ -10,12 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offchain.chain.types import MemberStatus, RoundStage, TaskStatus
+from offchain.protocol.terms import ETHER
+from offchain.protocol.types import MemberStatus, RoundStage, TaskStatus
 from tests.conftest import task_params
 from tests.contracts.helpers import (
-    ETHER,
     addresses,
-    advance_past,
     assert_solvent,
     assigned_rows,
     close_round,
@@ -82,7 +81,7 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
         min_quality=5000,
     )
     for device in d[:5]:
-        fs.join(device, task)  # d4 waits
+        fs.tasks.join(device, task)  # d4 waits
     # A second task that stalls mid-round and is cancelled by a stranger.
     other = ledger.publish(
         actors,
@@ -91,8 +90,8 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
         min_participants=2,
         max_participants=2,
     )
-    fs.join(d[5], other)
-    fs.join(d[0], other)
+    fs.tasks.join(d[5], other)
+    fs.tasks.join(d[0], other)
     open_round(fs, actors, other)
     ledger.check(everyone)
 
@@ -114,15 +113,15 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
     assert [outcome.rewards[x.address] for x in d[:4]] == model.rewards
     assert outcome.rewards[d[3].address] == 0  # committed to scores, did not reveal
     assert outcome.eliminated == d[2].address
-    assert fs.participants(task) == addresses([d[0], d[1], d[4], d[3]])
+    assert fs.tasks.participants(task) == addresses([d[0], d[1], d[4], d[3]])
     assert sum(outcome.rewards.values()) == reward
     ledger.check(everyone)
     close_round(fs, actors, task, r)
 
     # Meanwhile the other task stalls and anyone cancels it.
-    advance_past(fs, stalled_after(fs, other))
-    fs.cancel_task(actors.stranger, other)
-    assert fs.refund_of(actors.requester.address) == 6 * ETHER
+    fs.chain.advance_past(stalled_after(fs, other))
+    fs.tasks.cancel(actors.stranger, other)
+    assert fs.tasks.refund_of(actors.requester.address) == 6 * ETHER
     ledger.check(everyone)
 
     # Round 1: d3 stays silent; d1 falls below the quality threshold.
@@ -143,34 +142,36 @@ def test_a_whole_task_with_mixed_behaviour_stays_solvent(fs, actors, registered)
     assert outcome.rewards[d[3].address] == 0  # did not commit
     # d1 is the worst (and below the threshold); nobody waits and 4 > 3: it leaves.
     assert outcome.eliminated == d[1].address
-    assert fs.member_status(task, d[1].address) is MemberStatus.ELIMINATED
+    assert fs.tasks.member_status(task, d[1].address) is MemberStatus.ELIMINATED
     assert sum(outcome.rewards.values()) == reward
     ledger.check(everyone)
     close_round(fs, actors, task, r)
 
     # Withdrawals in the middle of the task.
-    ledger.pull(d[0], lambda: fs.withdraw_reward(d[0]))
-    ledger.pull(actors.owner, lambda: fs.claim_rewards(actors.owner, addresses(d[1:4])))
+    ledger.pull(d[0], lambda: fs.vault.withdraw(d[0]))
+    ledger.pull(actors.owner, lambda: fs.vault.claim(actors.owner, addresses(d[1:4])))
     ledger.check(everyone)
 
     # Round 2: nobody commits; nothing is paid and the task completes.
     r = open_round(fs, actors, task)
     outcome = finalize(fs, actors, task, r)
     assert outcome.reward_paid == 0
-    assert fs.round_info(task, r).stage is RoundStage.AGGREGATED
+    assert fs.tasks.round_info(task, r).stage is RoundStage.AGGREGATED
     close_round(fs, actors, task, r)
-    assert fs.task_state(task).status is TaskStatus.COMPLETED
-    assert fs.refund_of(actors.requester.address) == 6 * ETHER + reward
+    assert fs.tasks.state(task).status is TaskStatus.COMPLETED
+    assert fs.tasks.refund_of(actors.requester.address) == 6 * ETHER + reward
     ledger.check(everyone)
 
-    refund = ledger.pull(actors.requester, lambda: fs.withdraw_refund(actors.requester))
+    refund = ledger.pull(
+        actors.requester, lambda: fs.tasks.withdraw_refund(actors.requester)
+    )
     assert refund == 6 * ETHER + reward
-    assert fs.total_held() == 0 == fs.chain.balance(fs.tasks.address)
+    assert fs.tasks.total_held() == 0 == fs.chain.balance(fs.tasks.address)
     ledger.check(everyone)
     # What is left is exactly the unclaimed rewards (d4's, owed to other_owner).
-    assert fs.total_owed() == fs.reward_balance(d[4].address) > 0
+    assert fs.vault.total_owed() == fs.vault.balance_of(d[4].address) > 0
     ledger.pull(
-        actors.other_owner, lambda: fs.claim_rewards(actors.other_owner, [d[4].address])
+        actors.other_owner, lambda: fs.vault.claim(actors.other_owner, [d[4].address])
     )
     assert ledger.held() == 0 and ledger.paid_in == ledger.paid_out
     ledger.check(everyone)
@@ -258,9 +259,9 @@ def _check_round(
         verifiers_per_update=verifiers,
     )
     for device in participants:
-        fs.join(device, task)
+        fs.tasks.join(device, task)
     if waiting:
-        fs.join(spare, task)
+        fs.tasks.join(spare, task)
     r = open_round(fs, actors, task)
     assignment = round_assignment(fs, task, r)
     assert assignment.size == (n - 1 if verifiers == 0 or verifiers >= n - 1 else verifiers)
@@ -271,18 +272,18 @@ def _check_round(
     reveal_scores(fs, task, r, {p: revealed[p] for p in at_least(REVEALS)})
     if revoked is not None:
         owner = actors.owner if revoked < 4 else actors.other_owner  # see `registered`
-        fs.revoke_device(owner, participants[revoked].address)
+        fs.devices.revoke(owner, participants[revoked].address)
     outcome = finalize(fs, actors, task, r)
 
     revealers = {i: row for i, row in rows.items() if steps[i] == REVEALS}
     model = expected_round(n, revealers, reward, min_quality, assignment=assignment)
     paid = [outcome.rewards[p.address] for p in participants]
     assert paid == model.rewards
-    assert [fs.reward_balance(p.address) for p in participants] == model.rewards
+    assert [fs.vault.balance_of(p.address) for p in participants] == model.rewards
     assert [outcome.quality[p.address] for p in participants] == model.quality
     anyone_accepted = any(model.accepted)
     assert sum(paid) == (reward if anyone_accepted else 0) == outcome.reward_paid
-    assert fs.round_info(task, r).stage is (
+    assert fs.tasks.round_info(task, r).stage is (
         RoundStage.FINALIZED if anyone_accepted else RoundStage.AGGREGATED
     )
     for i in range(n):
@@ -317,22 +318,22 @@ def _check_round(
             leave(device.address)
             gone_all.append(device.address)
     for gone in gone_all:
-        assert fs.member_status(task, gone) is MemberStatus.ELIMINATED
-    assert fs.participants(task) == active
-    assert fs.waiting(task) == queue
+        assert fs.tasks.member_status(task, gone) is MemberStatus.ELIMINATED
+    assert fs.tasks.participants(task) == active
+    assert fs.tasks.waiting(task) == queue
 
-    assert fs.task_state(task).escrow == reward - sum(paid)
+    assert fs.tasks.state(task).escrow == reward - sum(paid)
     assert_solvent(fs, everyone)
     close_round(fs, actors, task, r)
-    assert fs.refund_of(actors.requester.address) == reward - sum(paid)
+    assert fs.tasks.refund_of(actors.requester.address) == reward - sum(paid)
     assert_solvent(fs, everyone)
     # The owner of d0-d3 collects exactly what its devices earned, once.
     mine = [p for p in participants[:4]]
-    earned = sum(fs.reward_balance(p.address) for p in mine)
+    earned = sum(fs.vault.balance_of(p.address) for p in mine)
     if earned:
         before = fs.chain.balance(actors.owner.address)
-        receipt = fs.claim_rewards(actors.owner, addresses(mine))
+        receipt = fs.vault.claim(actors.owner, addresses(mine))
         assert fs.chain.balance(actors.owner.address) == before + earned - gas_cost(receipt)
     with reverts_with("RewardVaultNothingToWithdraw", actors.owner.address):
-        fs.claim_rewards(actors.owner, addresses(mine))
+        fs.vault.claim(actors.owner, addresses(mine))
     assert_solvent(fs, everyone)

@@ -38,13 +38,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
 
 import eth_tester.backends.pyevm.main as pyevm_backend
 import pytest
-from eth_abi import decode as abi_decode
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -56,20 +55,19 @@ from hypothesis.stateful import (
     rule,
 )
 from web3 import Web3
-from web3.logs import DISCARD
 
+from offchain.chain.abi import decode_outputs
 from offchain.chain.accounts import Wallet, new_wallet
-from offchain.chain.contracts import Fedshare, deploy, score_commitment
+from offchain.chain.clients.base import ContractClient
+from offchain.chain.contracts import Fedshare, deploy
 from offchain.chain.node import Chain, Receipt
-from offchain.chain.types import MemberStatus, RoundStage, TaskParams, TaskStatus
 from offchain.errors import TransactionReverted
-from offchain.learning import poq
+from offchain.protocol import poq
+from offchain.protocol.commitments import score_commitment
+from offchain.protocol.terms import ETHER, MAX_PARTICIPANTS, MAX_SCORE, ZERO_ADDRESS
+from offchain.protocol.types import MemberStatus, RoundStage, TaskParams, TaskStatus
 
-ETHER = 10**18
-ZERO_ADDRESS = "0x" + "00" * 20
-MAX_SCORE = 10_000
 MAX_TASKS = 3
-MAX_PARTICIPANTS = 64  # TaskSettlement.MAX_PARTICIPANTS
 MAX_REVOCATIONS = 2
 LIVE = (TaskStatus.OPEN, TaskStatus.RUNNING)
 
@@ -98,37 +96,29 @@ EXAMPLE_COUNTER = itertools.count()
 # ---------------------------------------------------------------- chain plumbing
 
 
-def _canonical(param: dict[str, Any]) -> str:
-    kind = param["type"]
-    if kind.startswith("tuple"):
-        inner = ",".join(_canonical(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple'):]}"
-    return kind
-
-
 class RawViews:
     """View calls straight through eth-tester (about 3x cheaper than web3's call path:
-    the invariants make a few dozen of them after every step)."""
+    the invariants make a few dozen of them after every step), decoded as
+    :meth:`Chain.view` decodes them (structs as tuples in ABI order)."""
 
     def __init__(self, chain: Chain, caller: str) -> None:
         self.tester = chain.w3.provider.ethereum_tester
         self.caller = caller
-        self._types: dict[tuple[str, str], list[str]] = {}
+        self._outputs: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
-    def raw(self, contract, name: str, *args: Any) -> bytes:
-        data = contract.encode_abi(name, args=list(args))
+    def raw(self, client: ContractClient, name: str, *args: Any) -> bytes:
+        data = client.contract.encode_abi(name, args=list(args))
         out = self.tester.call(
-            {"from": self.caller, "to": contract.address, "data": data}, "latest")
+            {"from": self.caller, "to": client.address, "data": data}, "latest")
         return bytes.fromhex(out[2:]) if isinstance(out, str) else bytes(out)
 
-    def call(self, contract, name: str, *args: Any) -> Any:
-        key = (contract.address, name)
-        if key not in self._types:
-            (abi,) = [i for i in contract.abi
+    def call(self, client: ContractClient, name: str, *args: Any) -> Any:
+        key = (client.address, name)
+        if key not in self._outputs:
+            (abi,) = [i for i in client.contract.abi
                       if i.get("type") == "function" and i["name"] == name]
-            self._types[key] = [_canonical(o) for o in abi["outputs"]]
-        values = abi_decode(self._types[key], self.raw(contract, name, *args))
-        return values[0] if len(values) == 1 else values
+            self._outputs[key] = abi["outputs"]
+        return decode_outputs(self._outputs[key], self.raw(client, name, *args))
 
 
 @dataclass(frozen=True)
@@ -178,7 +168,7 @@ def env(chain: Chain):
         owner_of = {}
         for i, device in enumerate(devices):
             owner = owners[i // 4]
-            fs.register_device(owner, device)
+            fs.devices.register_device(owner, device)
             owner_of[device.address] = owner.address
         start_time = max(chain.now(), int(time.time())) + 86_400
         yield Env(chain, fs, owners, devices, requesters, aggregator, stranger, owner_of,
@@ -275,7 +265,7 @@ def _params_strategy() -> st.SearchStrategy[TaskParams]:
             min_participants=min_p,
             max_participants=draw(st.integers(min_p, 5)),
             min_quality=draw(st.sampled_from([0, 0, 3_000, 6_000])),
-            quality_gap=draw(st.sampled_from([10_000, 10_000, 0, 1_500])),
+            quality_gap=draw(st.sampled_from([MAX_SCORE, MAX_SCORE, 0, 1_500])),
             verifiers_per_update=draw(st.sampled_from([0, 2])),
         )
 
@@ -433,12 +423,11 @@ class ProtocolMachine(RuleBasedStateMachine):
         at = self.now()
         receipt = self._send(
             expected,
-            lambda: self.fs.publish_task(requester, params, aggregator, allow)[1],
+            lambda: self.fs.tasks.publish(requester, params, aggregator, allow)[1],
             "publishTask")
         if receipt is None:
             return
-        (event,) = self.fs.tasks.events.TaskPublished().process_receipt(
-            receipt.raw, errors=DISCARD)
+        (event,) = self.fs.tasks.receipt_events("TaskPublished", receipt)
         tid = int(event["args"]["taskId"])
         assert tid == len(self.tasks) + 1
         version = self._append_version(params.model_hash, 0, tid, 0, "")
@@ -460,7 +449,8 @@ class ProtocolMachine(RuleBasedStateMachine):
             elif t.member(addr) != MemberStatus.NONE:
                 expected = "TaskRegistryAlreadyJoined"
         at = self.now()
-        if self._send(expected, lambda: self.fs.join(device, tid), "join") is None:
+        registry = self.fs.tasks
+        if self._send(expected, lambda: registry.join(device, tid), "join") is None:
             return
         if t.rounds or len(t.active) >= t.params.max_participants:
             t.members[addr] = MemberStatus.WAITING
@@ -484,14 +474,14 @@ class ProtocolMachine(RuleBasedStateMachine):
             elif model_hash != t.current_model:
                 expected = "TaskRegistryModelMismatch"
         at = self.now()
-        receipt = self._send(expected, lambda: self.fs.open_round(caller, tid, model_hash),
-                             "openRound")
+        receipt = self._send(
+            expected, lambda: self.fs.tasks.open_round(caller, tid, model_hash),
+            "openRound")
         if receipt is None:
             return
         self._fill(t, apply=True)
         index = len(t.rounds)
-        (event,) = self.fs.tasks.events.RoundOpened().process_receipt(receipt.raw,
-                                                                      errors=DISCARD)
+        (event,) = self.fs.tasks.receipt_events("RoundOpened", receipt)
         assert list(event["args"]["participants"]) == t.active
         info = self.views.call(self.fs.tasks, "roundInfo", tid, index)
         p = t.params
@@ -551,9 +541,8 @@ class ProtocolMachine(RuleBasedStateMachine):
                 elif epsilon > t.params.epsilon_budget:
                     expected = "TaskRegistryPrivacyBudgetExceeded"
         update = bytes(Web3.keccak(text=f"update:{tid}:{round_}:{addr}"))
-        if self._send(expected, lambda: self.fs.commit_update(device, tid, round_, update,
-                                                              epsilon),
-                      "commitUpdate") is None:
+        if self._send(expected, lambda: self.fs.tasks.commit_update(
+                device, tid, round_, update, epsilon), "commitUpdate") is None:
             return
         t.rounds[round_].committed.add(addr)
         t.epsilon[addr] = epsilon
@@ -580,9 +569,8 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.salt_counter += 1
         salt = bytes(Web3.keccak(text=f"salt:{self.salt_counter}:{addr}"))
         commitment = score_commitment(tid, round_, scores, salt, addr)
-        if self._send(expected, lambda: self.fs.commit_scores(device, tid, round_,
-                                                              commitment),
-                      "commitScores") is None:
+        if self._send(expected, lambda: self.fs.tasks.commit_scores(
+                device, tid, round_, commitment), "commitScores") is None:
             return
         t.rounds[round_].secrets[addr] = (list(scores), salt)
 
@@ -616,12 +604,11 @@ class ProtocolMachine(RuleBasedStateMachine):
                     expected = "TaskRegistryScoreCountMismatch"
                 elif any(s > MAX_SCORE for s in scores):
                     expected = "TaskRegistryScoreOutOfRange"
-        if self._send(expected, lambda: self.fs.reveal_scores(device, tid, round_, scores,
-                                                              salt),
-                      "revealScores") is None:
+        if self._send(expected, lambda: self.fs.tasks.reveal_scores(
+                device, tid, round_, scores, salt), "revealScores") is None:
             return
         r = t.rounds[round_]
-        assignment = self.fs.assignment(tid, round_, addr)
+        assignment = self.fs.tasks.assignment(tid, round_, addr)
         assert assignment == r.targets(addr), "assignmentOf is the circulant assignment"
         r.revealed[addr] = list(scores)
 
@@ -647,8 +634,9 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert t.active == members, "the active set does not change during a round"
         n = len(members)
         revealed = [m in r.revealed for m in members]
-        settled = poq.settle([r.revealed.get(m) for m in members], k=t.params.verifiers_per_update,
-                             offset=r.offset, min_quality=t.params.min_quality,
+        settled = poq.settle([r.revealed.get(m) for m in members],
+                             k=t.params.verifiers_per_update, offset=r.offset,
+                             min_quality=t.params.min_quality,
                              quality_gap=t.params.quality_gap)
         quality, ok = list(settled.quality), list(settled.accepted)
         leader = n if settled.leader is None else settled.leader
@@ -657,21 +645,20 @@ class ProtocolMachine(RuleBasedStateMachine):
         rewards = settled.rewards(reward)
         paid = reward if any(ok) else 0
 
-        tasks_events = self.fs.tasks.events
-        assessed = tasks_events.QualityAssessed().process_receipt(receipt.raw, errors=DISCARD)
+        registry = self.fs.tasks
+        assessed = registry.receipt_events("QualityAssessed", receipt)
         got = [(e["args"]["device"], e["args"]["quality"], e["args"]["accepted"],
                 e["args"]["reward"]) for e in assessed]
         want = [(members[i], quality[i], ok[i], rewards[i]) for i in range(n)]
         assert got == want, f"proof of quality differs:\n got {got}\nwant {want}"
-        (final,) = tasks_events.RoundFinalized().process_receipt(receipt.raw, errors=DISCARD)
+        (final,) = registry.receipt_events("RoundFinalized", receipt)
         assert final["args"]["leader"] == (members[leader] if leader < n else ZERO_ADDRESS)
         assert list(final["args"]["accepted"]) == [m for m, good in zip(members, ok) if good]
         assert final["args"]["rewardPaid"] == paid
 
         # Credits: at most once per (task, round, device), never to the worst, a silent
         # or a non-committing participant.
-        credits = self.fs.vault.events.RewardCredited().process_receipt(receipt.raw,
-                                                                        errors=DISCARD)
+        credits = self.fs.vault.receipt_events("RewardCredited", receipt)
         for event in credits:
             device, amount = event["args"]["device"], int(event["args"]["amount"])
             key = (t.tid, index, device)
@@ -685,7 +672,8 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert len(credits) == sum(ok)
         for i, m in enumerate(members):
             if not ok[i]:
-                assert self.views.call(self.fs.tasks, "submissionOf", t.tid, index, m)[6] == 0
+                submission = self.views.call(registry, "submissionOf", t.tid, index, m)
+                assert submission[6] == 0
 
         t.escrow -= paid
         t.last_progress = now
@@ -707,17 +695,16 @@ class ProtocolMachine(RuleBasedStateMachine):
             if gone:
                 removed.append(gone)
         assert final["args"]["eliminated"] == eliminated
-        events = tasks_events.ParticipantEliminated().process_receipt(receipt.raw,
-                                                                      errors=DISCARD)
+        events = registry.receipt_events("ParticipantEliminated", receipt)
         got_removed = [(e["args"]["device"], e["args"]["replacement"]) for e in events]
         assert got_removed == removed, (
             f"eliminations differ: got {got_removed}, want {removed}; members {members}, "
             f"revealed {revealed}, quality {quality}, worst {worst}, model active "
             f"{[self.device_active.get(m) for m in members]}, chain active "
-            f"{[self.fs.device_active(m) for m in members]}, waiting {t.waiting}, "
+            f"{[self.fs.devices.is_active(m) for m in members]}, waiting {t.waiting}, "
             f"min {t.params.min_participants}")
-        assert self.fs.participants(t.tid) == t.active
-        assert self.fs.waiting(t.tid) == t.waiting
+        assert self.fs.tasks.participants(t.tid) == t.active
+        assert self.fs.tasks.waiting(t.tid) == t.waiting
         info = self.views.call(self.fs.tasks, "roundInfo", t.tid, index)
         assert (info[0], info[8], info[16]) == (r.stage, sum(ok), paid)
         STATS[f"round finalised ({sum(ok)} accepted, {len(removed)} removed)"] += 1
@@ -747,7 +734,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         if expected is None and caller.address != t.aggregator:
             expected = "TaskRegistryNotAggregator"
         at = self.now()
-        if self._send(expected, lambda: self.fs.submit_aggregate(
+        if self._send(expected, lambda: self.fs.tasks.submit_aggregate(
                 caller, tid, round_, bytes(Web3.keccak(text=f"sum:{tid}:{round_}"))),
                 "submitAggregate") is None:
             return
@@ -762,8 +749,8 @@ class ProtocolMachine(RuleBasedStateMachine):
         model = bytes(Web3.keccak(text=f"model:{tid}:{round_}"))
         uri = f"blob://{tid}/{round_}"
         at = self.now()
-        if self._send(expected, lambda: self.fs.publish_model(caller, tid, round_, model, uri),
-                      "publishModel") is None:
+        if self._send(expected, lambda: self.fs.tasks.publish_model(
+                caller, tid, round_, model, uri), "publishModel") is None:
             return
         t.rounds[round_].stage = RoundStage.CLOSED
         t.current_model = model
@@ -784,7 +771,8 @@ class ProtocolMachine(RuleBasedStateMachine):
             anyone_may = started and self.now() > t.stalled_after()
             if not requester_may and not anyone_may:
                 expected = "TaskRegistryCannotCancel"
-        if self._send(expected, lambda: self.fs.cancel_task(caller, tid), "cancelTask") is None:
+        if self._send(expected, lambda: self.fs.tasks.cancel(caller, tid),
+                      "cancelTask") is None:
             return
         t.status = TaskStatus.CANCELLED
         self.refunds[t.requester.address] += t.escrow
@@ -812,7 +800,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         expected = None
         if flaw:
             changes, expected = FLAWS[flaw]
-            params = TaskParams(**{**params.__dict__, **changes})
+            params = replace(params, **changes)
         devices = [d.address for d in self.env.devices]
         owners = [o.address for o in self.env.owners]
         allow = data.draw(st.sampled_from(
@@ -988,7 +976,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                            label="caller")
         owed = self.refunds[caller.address]
         expected = None if owed else "TaskRegistryNothingToRefund"
-        if self._pull(caller, expected, lambda: self.fs.withdraw_refund(caller),
+        if self._pull(caller, expected, lambda: self.fs.tasks.withdraw_refund(caller),
                       "withdrawRefund", owed):
             self.refunds[caller.address] = 0
 
@@ -996,7 +984,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         device = data.draw(st.sampled_from(self._wallets()), label="device")
         owed = self.balances[device.address]
         expected = None if owed else "RewardVaultNothingToWithdraw"
-        if self._pull(device, expected, lambda: self.fs.withdraw_reward(device),
+        if self._pull(device, expected, lambda: self.fs.vault.withdraw(device),
                       "withdraw", owed):
             self.balances[device.address] = 0
 
@@ -1014,7 +1002,7 @@ class ProtocolMachine(RuleBasedStateMachine):
             owed = sum(self.balances[d] for d in set(devices))
             if owed == 0:
                 expected = "RewardVaultNothingToWithdraw"
-        if self._pull(owner, expected, lambda: self.fs.claim_rewards(owner, devices),
+        if self._pull(owner, expected, lambda: self.fs.vault.claim(owner, devices),
                       "claim", owed):
             for device in devices:
                 self.balances[device] = 0
@@ -1033,7 +1021,7 @@ class ProtocolMachine(RuleBasedStateMachine):
             expected = "DeviceRegistryDeviceRevoked"
         else:
             expected = None
-        if self._send(expected, lambda: self.fs.revoke_device(owner, device),
+        if self._send(expected, lambda: self.fs.devices.revoke(owner, device),
                       "revokeDevice") is None:
             return
         self.device_active[device] = False

@@ -9,19 +9,24 @@ from eth_abi import encode as abi_encode
 from web3 import Web3
 
 from offchain.chain.accounts import new_wallet
-from offchain.chain.contracts import score_commitment
-from offchain.chain.types import MemberStatus, RoundStage, Submission, TaskStatus
+from offchain.protocol.commitments import score_commitment
+from offchain.protocol.terms import (
+    ETHER,
+    MAX_ALLOW_LIST,
+    MAX_PARTICIPANTS,
+    MAX_PHASE_DURATION,
+    MAX_SCORE,
+    MAX_VERIFIERS,
+    NO_HASH,
+    ZERO_ADDRESS,
+)
+from offchain.protocol.types import MemberStatus, RoundStage, Submission, TaskStatus
 from tests.conftest import task_params
 from tests.contracts.helpers import (
-    ETHER,
-    MAX_PHASE_DURATION,
     MODEL,
-    ZERO_ADDRESS,
-    ZERO_HASH,
     Assignment,
     ContractWallet,
     addresses,
-    advance_past,
     assert_solvent,
     assigned_rows,
     block_time,
@@ -29,7 +34,6 @@ from tests.contracts.helpers import (
     commit_scores,
     commit_updates,
     epsilon_for,
-    events,
     expected_round,
     finalize,
     gas_cost,
@@ -91,7 +95,7 @@ def commit_scores_of(fs, device, task_id, round_, scores, salt=None):
     """`device` commits to `scores` (assignment order) with `salt` (its default salt)."""
     salt = salt_of(round_, device) if salt is None else salt
     commitment = score_commitment(task_id, round_, scores, salt, device.address)
-    return fs.commit_scores(device, task_id, round_, commitment)
+    return fs.tasks.commit_scores(device, task_id, round_, commitment)
 
 
 def open_task(fs, actors, n=3, **overrides):
@@ -121,7 +125,7 @@ def finalized_task(fs, actors, n=3, **overrides):
     """A task whose round 0 is finalised with rewards paid (stage Finalized)."""
     task_id, devices, rows = score_committed_task(fs, actors, n, **overrides)
     reveal_scores(fs, task_id, 0, rows)
-    fs.finalize_round(actors.stranger, task_id, 0)
+    fs.tasks.finalize_round(actors.stranger, task_id, 0)
     return task_id, devices
 
 
@@ -162,13 +166,13 @@ def round_finalized(system, chain, actors, registered):
 def test_publish_task_escrows_the_reward_and_records_the_task(fs, actors):
     params = task_params(rounds=3, reward_per_round=2 * ETHER, verifiers_per_update=2)
     before = fs.chain.balance(actors.requester.address)
-    task_id, receipt = fs.publish_task(
+    task_id, receipt = fs.tasks.publish(
         actors.requester, params, actors.aggregator.address
     )
 
-    assert task_id == 1 and fs.task_count() == 1
-    assert fs.task_params(task_id) == params
-    state = fs.task_state(task_id)
+    assert task_id == 1 and fs.tasks.count() == 1
+    assert fs.tasks.params(task_id) == params
+    state = fs.tasks.state(task_id)
     assert state.requester == actors.requester.address
     assert state.aggregator == actors.aggregator.address
     assert state.status is TaskStatus.OPEN
@@ -180,8 +184,8 @@ def test_publish_task_escrows_the_reward_and_records_the_task(fs, actors):
     assert fs.chain.balance(actors.requester.address) == before - 6 * ETHER - gas_cost(
         receipt
     )
-    assert fs.chain.balance(fs.tasks.address) == fs.total_held() == 6 * ETHER
-    (event,) = events(fs.tasks, "TaskPublished", receipt)
+    assert fs.chain.balance(fs.tasks.address) == fs.tasks.total_held() == 6 * ETHER
+    (event,) = fs.tasks.receipt_events("TaskPublished", receipt)
     assert dict(event.args) == {
         "taskId": 1,
         "requester": actors.requester.address,
@@ -192,24 +196,24 @@ def test_publish_task_escrows_the_reward_and_records_the_task(fs, actors):
         "rewardPerRound": 2 * ETHER,
         "escrow": 6 * ETHER,
     }
-    (event,) = events(fs.tasks, "AggregatorSet", receipt)
+    (event,) = fs.tasks.receipt_events("AggregatorSet", receipt)
     assert (event.args.taskId, event.args.aggregator) == (1, actors.aggregator.address)
 
 
 def test_publish_task_registers_the_initial_model_as_a_version(fs, actors):
-    task_id, receipt = fs.publish_task(actors.requester, P, actors.aggregator.address)
-    state = fs.task_state(task_id)
-    assert state.model_version == 1 == fs.model_version_count()
-    version = fs.model_version(1)
+    task_id, receipt = fs.tasks.publish(actors.requester, P, actors.aggregator.address)
+    state = fs.tasks.state(task_id)
+    assert state.model_version == 1 == fs.models.count()
+    version = fs.models.version(1)
     assert (version.model_hash, version.metrics_hash, version.parent) == (
         MODEL,
-        ZERO_HASH,
+        NO_HASH,
         0,
     )
     assert (version.task_id, version.round, version.uri) == (task_id, 0, "")
     assert version.publisher == fs.tasks.address
     assert version.created_at == block_time(fs, receipt)
-    (event,) = events(fs.models, "ModelVersionRegistered", receipt)
+    (event,) = fs.models.receipt_events("ModelVersionRegistered", receipt)
     assert dict(event.args) == {
         "versionId": 1,
         "modelHash": MODEL,
@@ -222,15 +226,15 @@ def test_publish_task_registers_the_initial_model_as_a_version(fs, actors):
 
 def test_publish_task_numbers_tasks_from_one(fs, actors):
     assert [publish_task(fs, actors) for _ in range(3)] == [1, 2, 3]
-    assert fs.task_count() == 3
-    assert fs.total_held() == 3 * P.escrow
-    assert [fs.task_state(t).model_version for t in (1, 2, 3)] == [1, 2, 3]
+    assert fs.tasks.count() == 3
+    assert fs.tasks.total_held() == 3 * P.escrow
+    assert [fs.tasks.state(t).model_version for t in (1, 2, 3)] == [1, 2, 3]
 
 
 def test_publish_task_without_aggregator_leaves_it_unset(fs, actors):
-    task_id, receipt = fs.publish_task(actors.requester, P)
-    assert fs.task_state(task_id).aggregator == ZERO_ADDRESS
-    assert events(fs.tasks, "AggregatorSet", receipt) == []
+    task_id, receipt = fs.tasks.publish(actors.requester, P)
+    assert fs.tasks.state(task_id).aggregator == ZERO_ADDRESS
+    assert fs.tasks.receipt_events("AggregatorSet", receipt) == []
 
 
 @pytest.mark.parametrize(
@@ -243,14 +247,14 @@ def test_publish_task_accepts_participant_bounds_within_limits(
         fs, actors, min_participants=minimum, max_participants=maximum,
         verifiers_per_update=verifiers,
     )
-    assert fs.task_params(task_id).max_participants == maximum
+    assert fs.tasks.params(task_id).max_participants == maximum
 
 
 @pytest.mark.parametrize("maximum, verifiers", [(18, 0), (64, 0), (64, 17), (20, 40)])
 def test_publish_task_with_too_many_verifiers_per_update_reverts_with_TooManyVerifiers(
     fs, actors, maximum, verifiers
 ):
-    with reverts_with("TaskRegistryTooManyVerifiers", verifiers, maximum, 16):
+    with reverts_with("TaskRegistryTooManyVerifiers", verifiers, maximum, MAX_VERIFIERS):
         publish_task(fs, actors, min_participants=2, max_participants=maximum,
                      verifiers_per_update=verifiers)
 
@@ -312,9 +316,9 @@ def test_publish_task_accepts_phases_of_exactly_the_maximum(fs, actors):
         "grace_period": MAX_PHASE_DURATION,
     }
     task_id, _devices = open_task(fs, actors, 3, **longest)
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     assert info.reveal_deadline == info.commit_deadline + 2 * MAX_PHASE_DURATION
-    assert fs.chain.call(fs.tasks.functions.MAX_PHASE_DURATION()) == MAX_PHASE_DURATION
+    assert fs.chain.view(fs.tasks.functions.MAX_PHASE_DURATION()) == MAX_PHASE_DURATION
 
 
 def test_publish_task_with_zero_reward_reverts_with_ZeroReward(fs, actors):
@@ -331,8 +335,8 @@ def test_publish_task_with_threshold_above_100_percent_reverts_with_InvalidQuali
 
 
 def test_publish_task_accepts_a_threshold_of_exactly_100_percent(fs, actors):
-    task_id = publish_task(fs, actors, min_quality=10_000)
-    assert fs.task_params(task_id).min_quality == 10_000
+    task_id = publish_task(fs, actors, min_quality=MAX_SCORE)
+    assert fs.tasks.params(task_id).min_quality == MAX_SCORE
 
 
 def test_publish_task_with_zero_epsilon_budget_reverts_with_ZeroEpsilonBudget(
@@ -345,14 +349,14 @@ def test_publish_task_with_zero_epsilon_budget_reverts_with_ZeroEpsilonBudget(
 @pytest.mark.parametrize("field", ["model_hash", "paillier_key_hash"])
 def test_publish_task_with_zero_hash_reverts_with_ZeroHash(fs, actors, field):
     with reverts_with("TaskRegistryZeroHash"):
-        publish_task(fs, actors, **{field: ZERO_HASH})
+        publish_task(fs, actors, **{field: NO_HASH})
 
 
 @pytest.mark.parametrize("delta", [-P.escrow, -1, 1])
 def test_publish_task_with_wrong_escrow_reverts_with_WrongEscrow(fs, actors, delta):
     with reverts_with("TaskRegistryWrongEscrow", P.escrow, P.escrow + delta):
         publish_raw(fs, actors.requester, P, value=P.escrow + delta)
-    assert fs.task_count() == 0 and fs.model_version_count() == 0
+    assert fs.tasks.count() == 0 and fs.models.count() == 0
 
 
 def test_publish_task_checks_the_schedule_before_the_reward_and_the_budget(fs, actors):
@@ -367,65 +371,64 @@ def test_publish_task_checks_the_schedule_before_the_reward_and_the_budget(fs, a
 def test_publish_task_with_an_allow_list_restricts_it(fs, actors):
     allowed = actors.devices[0].address
     task_id = publish_task(fs, actors, allow_list=[allowed])
-    assert fs.task_state(task_id).restricted is True
-    assert fs.is_allowed(task_id, allowed) is True
-    assert fs.is_allowed(task_id, actors.devices[1].address) is False
+    assert fs.tasks.state(task_id).restricted is True
+    assert fs.tasks.is_allowed(task_id, allowed) is True
+    assert fs.tasks.is_allowed(task_id, actors.devices[1].address) is False
 
 
 def test_unrestricted_task_allows_anyone(fs, actors):
     task_id = publish_task(fs, actors)
-    assert fs.task_state(task_id).restricted is False
-    assert fs.is_allowed(task_id, actors.devices[5].address) is True
-    assert fs.is_allowed(task_id, actors.stranger.address) is True
+    assert fs.tasks.state(task_id).restricted is False
+    assert fs.tasks.is_allowed(task_id, actors.devices[5].address) is True
+    assert fs.tasks.is_allowed(task_id, actors.stranger.address) is True
 
 
 def test_allow_list_of_256_entries_is_accepted(fs, actors):
     listed = [Web3.to_checksum_address((0x1000 + i).to_bytes(20, "big")) for i in range(255)]
     task_id = publish_task(fs, actors, allow_list=listed + [actors.devices[5].address])
-    assert fs.is_allowed(task_id, listed[0]) and fs.is_allowed(task_id, listed[-1])
-    fs.join(actors.devices[5], task_id)
-    assert fs.participants(task_id) == [actors.devices[5].address]
+    assert fs.tasks.is_allowed(task_id, listed[0]) and fs.tasks.is_allowed(task_id, listed[-1])
+    fs.tasks.join(actors.devices[5], task_id)
+    assert fs.tasks.participants(task_id) == [actors.devices[5].address]
 
 
 def test_allow_list_longer_than_256_reverts_with_AllowListTooLong(fs, actors):
     listed = [Web3.to_checksum_address((0x1000 + i).to_bytes(20, "big")) for i in range(257)]
-    with reverts_with("TaskRegistryAllowListTooLong", 257, 256):
+    with reverts_with("TaskRegistryAllowListTooLong", 257, MAX_ALLOW_LIST):
         publish_task(fs, actors, allow_list=listed)
-    assert fs.chain.call(fs.tasks.functions.MAX_ALLOW_LIST()) == 256
 
 
 def test_listed_device_joins_and_unlisted_device_reverts_with_NotAllowed(fs, actors):
     d = actors.devices
     task_id = publish_task(fs, actors, allow_list=[d[0].address, d[4].address])
-    fs.join(d[0], task_id)
-    fs.join(d[4], task_id)  # another owner's device, listed itself
+    fs.tasks.join(d[0], task_id)
+    fs.tasks.join(d[4], task_id)  # another owner's device, listed itself
     for device in (d[1], d[5]):
-        assert fs.is_allowed(task_id, device.address) is False
+        assert fs.tasks.is_allowed(task_id, device.address) is False
         with reverts_with("TaskRegistryNotAllowed", task_id, device.address):
-            fs.join(device, task_id)
-    assert fs.participants(task_id) == [d[0].address, d[4].address]
+            fs.tasks.join(device, task_id)
+    assert fs.tasks.participants(task_id) == [d[0].address, d[4].address]
 
 
 def test_listing_an_owner_allows_all_its_devices(fs, actors):
     d = actors.devices
     task_id = publish_task(fs, actors, allow_list=[actors.owner.address])
-    assert [fs.is_allowed(task_id, x.address) for x in d] == [True] * 4 + [False] * 2
+    assert [fs.tasks.is_allowed(task_id, x.address) for x in d] == [True] * 4 + [False] * 2
     for device in d[:4]:
-        fs.join(device, task_id)
+        fs.tasks.join(device, task_id)
     with reverts_with("TaskRegistryNotAllowed", task_id, d[4].address):
-        fs.join(d[4], task_id)
-    assert fs.participants(task_id) == addresses(d[:4])
+        fs.tasks.join(d[4], task_id)
+    assert fs.tasks.participants(task_id) == addresses(d[:4])
 
 
 def test_owner_listing_follows_the_device_registry(fs, actors):
     task_id = publish_task(fs, actors, allow_list=[actors.other_owner.address])
     newcomer = new_wallet()
     fs.chain.fund(newcomer.address, ETHER)
-    assert fs.is_allowed(task_id, newcomer.address) is False
-    fs.register_device(actors.other_owner, newcomer)
-    assert fs.is_allowed(task_id, newcomer.address) is True
-    fs.join(newcomer, task_id)
-    assert fs.member_status(task_id, newcomer.address) is MemberStatus.ACTIVE
+    assert fs.tasks.is_allowed(task_id, newcomer.address) is False
+    fs.devices.register_device(actors.other_owner, newcomer)
+    assert fs.tasks.is_allowed(task_id, newcomer.address) is True
+    fs.tasks.join(newcomer, task_id)
+    assert fs.tasks.member_status(task_id, newcomer.address) is MemberStatus.ACTIVE
 
 
 def test_allow_lists_are_per_task(fs, actors):
@@ -433,15 +436,15 @@ def test_allow_lists_are_per_task(fs, actors):
     other = publish_task(fs, actors, allow_list=[actors.devices[1].address])
     free = publish_task(fs, actors)
     device = actors.devices[1]
-    assert [fs.is_allowed(t, device.address) for t in (restricted, other, free)] == [
+    assert [fs.tasks.is_allowed(t, device.address) for t in (restricted, other, free)] == [
         False,
         True,
         True,
     ]
     with reverts_with("TaskRegistryNotAllowed", restricted, device.address):
-        fs.join(device, restricted)
-    fs.join(device, other)
-    fs.join(device, free)
+        fs.tasks.join(device, restricted)
+    fs.tasks.join(device, other)
+    fs.tasks.join(device, free)
 
 
 def test_unregistered_account_on_a_restricted_task_reverts_with_DeviceNotActive_first(
@@ -449,15 +452,15 @@ def test_unregistered_account_on_a_restricted_task_reverts_with_DeviceNotActive_
 ):
     task_id = publish_task(fs, actors, allow_list=[actors.devices[0].address])
     with reverts_with("TaskRegistryDeviceNotActive", actors.stranger.address):
-        fs.join(actors.stranger, task_id)
+        fs.tasks.join(actors.stranger, task_id)
 
 
 def test_revoked_listed_device_reverts_with_DeviceNotActive(fs, actors):
     device = actors.devices[0]
     task_id = publish_task(fs, actors, allow_list=[device.address])
-    fs.revoke_device(actors.owner, device.address)
+    fs.devices.revoke(actors.owner, device.address)
     with reverts_with("TaskRegistryDeviceNotActive", device.address):
-        fs.join(device, task_id)
+        fs.tasks.join(device, task_id)
 
 
 # ================================================================ unknown tasks
@@ -467,20 +470,20 @@ def _calls(fs, actors, task_id):
     """Every external function that needs a live task, as a call on `task_id`."""
     d0, newcomer = actors.devices[0], actors.devices[4]
     return {
-        "setAggregator": lambda: fs.set_aggregator(
+        "setAggregator": lambda: fs.tasks.set_aggregator(
             actors.requester, task_id, actors.stranger.address
         ),
-        "join": lambda: fs.join(newcomer, task_id),
-        "openRound": lambda: fs.open_round(actors.aggregator, task_id, MODEL),
-        "commitUpdate": lambda: fs.commit_update(d0, task_id, 0, h(1), 1),
-        "commitScores": lambda: fs.commit_scores(d0, task_id, 0, h(2)),
-        "revealScores": lambda: fs.reveal_scores(d0, task_id, 0, [0, 0], h(3)),
+        "join": lambda: fs.tasks.join(newcomer, task_id),
+        "openRound": lambda: fs.tasks.open_round(actors.aggregator, task_id, MODEL),
+        "commitUpdate": lambda: fs.tasks.commit_update(d0, task_id, 0, h(1), 1),
+        "commitScores": lambda: fs.tasks.commit_scores(d0, task_id, 0, h(2)),
+        "revealScores": lambda: fs.tasks.reveal_scores(d0, task_id, 0, [0, 0], h(3)),
         "finalizeRound": lambda: finalize_raw(fs, actors.stranger, task_id, 0),
-        "submitAggregate": lambda: fs.submit_aggregate(
+        "submitAggregate": lambda: fs.tasks.submit_aggregate(
             actors.aggregator, task_id, 0, h(2)
         ),
-        "publishModel": lambda: fs.publish_model(actors.requester, task_id, 0, h(3)),
-        "cancelTask": lambda: fs.cancel_task(actors.requester, task_id),
+        "publishModel": lambda: fs.tasks.publish_model(actors.requester, task_id, 0, h(3)),
+        "cancelTask": lambda: fs.tasks.cancel(actors.requester, task_id),
     }
 
 
@@ -511,24 +514,24 @@ def test_calls_on_unknown_task_revert_with_UnknownTask(fs, actors, function):
 
 def test_requester_sets_and_replaces_the_aggregator(fs, actors):
     task_id = publish_task(fs, actors, with_aggregator=False)
-    receipt = fs.set_aggregator(actors.requester, task_id, actors.stranger.address)
-    assert fs.task_state(task_id).aggregator == actors.stranger.address
-    (event,) = events(fs.tasks, "AggregatorSet", receipt)
+    receipt = fs.tasks.set_aggregator(actors.requester, task_id, actors.stranger.address)
+    assert fs.tasks.state(task_id).aggregator == actors.stranger.address
+    (event,) = fs.tasks.receipt_events("AggregatorSet", receipt)
     assert (event.args.taskId, event.args.aggregator) == (
         task_id,
         actors.stranger.address,
     )
-    fs.set_aggregator(actors.requester, task_id, actors.aggregator.address)
-    assert fs.task_state(task_id).aggregator == actors.aggregator.address
+    fs.tasks.set_aggregator(actors.requester, task_id, actors.aggregator.address)
+    assert fs.tasks.state(task_id).aggregator == actors.aggregator.address
 
 
 def test_replaced_aggregator_loses_its_rights(fs, actors):
     task_id, _ = setup_task(fs, actors, 3)
-    fs.set_aggregator(actors.requester, task_id, actors.stranger.address)
+    fs.tasks.set_aggregator(actors.requester, task_id, actors.stranger.address)
     with reverts_with("TaskRegistryNotAggregator", task_id, actors.aggregator.address):
-        fs.open_round(actors.aggregator, task_id, MODEL)
-    fs.open_round(actors.stranger, task_id, MODEL)
-    assert fs.round_info(task_id, 0).stage is RoundStage.OPEN
+        fs.tasks.open_round(actors.aggregator, task_id, MODEL)
+    fs.tasks.open_round(actors.stranger, task_id, MODEL)
+    assert fs.tasks.round_info(task_id, 0).stage is RoundStage.OPEN
 
 
 @pytest.mark.parametrize("caller", ["stranger", "aggregator", "owner"])
@@ -536,13 +539,13 @@ def test_set_aggregator_by_non_requester_reverts_with_NotRequester(fs, actors, c
     task_id = publish_task(fs, actors)
     wallet = getattr(actors, caller)
     with reverts_with("TaskRegistryNotRequester", task_id, wallet.address):
-        fs.set_aggregator(wallet, task_id, wallet.address)
+        fs.tasks.set_aggregator(wallet, task_id, wallet.address)
 
 
 def test_set_aggregator_to_zero_reverts_with_ZeroAddress(fs, actors):
     task_id = publish_task(fs, actors)
     with reverts_with("TaskRegistryZeroAddress"):
-        fs.set_aggregator(actors.requester, task_id, ZERO_ADDRESS)
+        fs.tasks.set_aggregator(actors.requester, task_id, ZERO_ADDRESS)
 
 
 # ================================================================ join
@@ -552,56 +555,56 @@ def test_join_adds_active_participants_in_order(fs, actors):
     task_id = publish_task(fs, actors)
     devices = actors.devices[:3]
     for device in devices:
-        receipt = fs.join(device, task_id)
-    (event,) = events(fs.tasks, "DeviceJoined", receipt)
+        receipt = fs.tasks.join(device, task_id)
+    (event,) = fs.tasks.receipt_events("DeviceJoined", receipt)
     assert dict(event.args) == {
         "taskId": task_id,
         "device": devices[2].address,
         "waiting": False,
     }
-    assert fs.participants(task_id) == addresses(devices)
-    assert fs.waiting(task_id) == []
+    assert fs.tasks.participants(task_id) == addresses(devices)
+    assert fs.tasks.waiting(task_id) == []
     assert all(
-        fs.member_status(task_id, d.address) is MemberStatus.ACTIVE for d in devices
+        fs.tasks.member_status(task_id, d.address) is MemberStatus.ACTIVE for d in devices
     )
-    assert fs.member_status(task_id, actors.devices[3].address) is MemberStatus.NONE
+    assert fs.tasks.member_status(task_id, actors.devices[3].address) is MemberStatus.NONE
 
 
 def test_join_beyond_max_participants_goes_to_the_waiting_list(fs, actors):
     task_id, devices = setup_task(fs, actors, 4, max_participants=4)
     late = actors.devices[4:6]
     for device in late:
-        receipt = fs.join(device, task_id)
-    (event,) = events(fs.tasks, "DeviceJoined", receipt)
+        receipt = fs.tasks.join(device, task_id)
+    (event,) = fs.tasks.receipt_events("DeviceJoined", receipt)
     assert (event.args.device, event.args.waiting) == (late[1].address, True)
-    assert fs.participants(task_id) == addresses(devices)
-    assert fs.waiting(task_id) == addresses(late)
+    assert fs.tasks.participants(task_id) == addresses(devices)
+    assert fs.tasks.waiting(task_id) == addresses(late)
     assert all(
-        fs.member_status(task_id, d.address) is MemberStatus.WAITING for d in late
+        fs.tasks.member_status(task_id, d.address) is MemberStatus.WAITING for d in late
     )
 
 
 def test_join_after_round_zero_opened_waits_even_when_not_full(fs, actors):
     task_id, devices = open_task(fs, actors, 3, max_participants=6)
-    fs.join(actors.devices[3], task_id)
-    assert fs.participants(task_id) == addresses(devices)
-    assert fs.waiting(task_id) == [actors.devices[3].address]
-    assert fs.member_status(task_id, actors.devices[3].address) is MemberStatus.WAITING
-    assert fs.round_info(task_id, 0).participants == 3
+    fs.tasks.join(actors.devices[3], task_id)
+    assert fs.tasks.participants(task_id) == addresses(devices)
+    assert fs.tasks.waiting(task_id) == [actors.devices[3].address]
+    assert fs.tasks.member_status(task_id, actors.devices[3].address) is MemberStatus.WAITING
+    assert fs.tasks.round_info(task_id, 0).participants == 3
 
 
 def test_join_by_unregistered_account_reverts_with_DeviceNotActive(fs, actors):
     task_id = publish_task(fs, actors)
     with reverts_with("TaskRegistryDeviceNotActive", actors.stranger.address):
-        fs.join(actors.stranger, task_id)
+        fs.tasks.join(actors.stranger, task_id)
 
 
 def test_join_by_revoked_device_reverts_with_DeviceNotActive(fs, actors):
     task_id = publish_task(fs, actors)
     device = actors.devices[0]
-    fs.revoke_device(actors.owner, device.address)
+    fs.devices.revoke(actors.owner, device.address)
     with reverts_with("TaskRegistryDeviceNotActive", device.address):
-        fs.join(device, task_id)
+        fs.tasks.join(device, task_id)
 
 
 def test_join_twice_as_participant_reverts_with_AlreadyJoined(fs, actors):
@@ -609,17 +612,17 @@ def test_join_twice_as_participant_reverts_with_AlreadyJoined(fs, actors):
     with reverts_with(
         "TaskRegistryAlreadyJoined", task_id, device.address, MemberStatus.ACTIVE
     ):
-        fs.join(device, task_id)
+        fs.tasks.join(device, task_id)
 
 
 def test_join_twice_while_waiting_reverts_with_AlreadyJoined(fs, actors):
     task_id, _ = setup_task(fs, actors, 4, max_participants=4)
     late = actors.devices[4]
-    fs.join(late, task_id)
+    fs.tasks.join(late, task_id)
     with reverts_with(
         "TaskRegistryAlreadyJoined", task_id, late.address, MemberStatus.WAITING
     ):
-        fs.join(late, task_id)
+        fs.tasks.join(late, task_id)
 
 
 def test_rejoin_after_elimination_reverts_with_AlreadyJoined(fs, actors):
@@ -631,15 +634,15 @@ def test_rejoin_after_elimination_reverts_with_AlreadyJoined(fs, actors):
     with reverts_with(
         "TaskRegistryAlreadyJoined", task_id, worst.address, MemberStatus.ELIMINATED
     ):
-        fs.join(worst, task_id)
+        fs.tasks.join(worst, task_id)
 
 
 def test_membership_is_per_task(fs, actors):
     first, devices = setup_task(fs, actors, 3)
     second = publish_task(fs, actors)
-    fs.join(devices[0], second)
-    assert fs.participants(second) == [devices[0].address]
-    assert fs.member_status(first, devices[0].address) is MemberStatus.ACTIVE
+    fs.tasks.join(devices[0], second)
+    assert fs.tasks.participants(second) == [devices[0].address]
+    assert fs.tasks.member_status(first, devices[0].address) is MemberStatus.ACTIVE
 
 
 # ================================================================ openRound
@@ -647,10 +650,10 @@ def test_membership_is_per_task(fs, actors):
 
 def test_open_round_starts_round_zero_with_three_phase_deadlines(fs, actors):
     task_id, devices = setup_task(fs, actors, 3)
-    receipt = fs.open_round(actors.aggregator, task_id, MODEL)
+    receipt = fs.tasks.open_round(actors.aggregator, task_id, MODEL)
     opened_at = block_time(fs, receipt)
 
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     assert info.stage is RoundStage.OPEN
     assert info.commit_deadline == opened_at + TRAIN
     assert info.verify_deadline == opened_at + TRAIN + VERIFY
@@ -665,11 +668,11 @@ def test_open_round_starts_round_zero_with_three_phase_deadlines(fs, actors):
     ) == (0, 0, 0, 0, 0)
     assert (info.leader, info.eliminated) == (ZERO_ADDRESS, ZERO_ADDRESS)
     assert info.global_model_hash == MODEL
-    state = fs.task_state(task_id)
+    state = fs.tasks.state(task_id)
     assert state.status is TaskStatus.RUNNING
     assert state.rounds_opened == 1
     assert state.last_progress_at == opened_at
-    (event,) = events(fs.tasks, "RoundOpened", receipt)
+    (event,) = fs.tasks.receipt_events("RoundOpened", receipt)
     assert dict(event.args) == {
         "taskId": task_id,
         "round": 0,
@@ -683,12 +686,12 @@ def test_open_round_starts_round_zero_with_three_phase_deadlines(fs, actors):
 
 def test_assignment_offset_comes_from_the_blocks_randomness(fs, actors):
     task_id, _ = setup_task(fs, actors, 3)
-    receipt = fs.open_round(actors.aggregator, task_id, MODEL)
+    receipt = fs.tasks.open_round(actors.aggregator, task_id, MODEL)
     block = fs.chain.w3.eth.get_block(receipt.block_number)
     prevrandao = bytes(block["mixHash"])
     digest = Web3.keccak(abi_encode(["bytes32", "uint256", "uint64"], [prevrandao, task_id, 0]))
     expected = int.from_bytes(digest, "big") % 2**32
-    assert fs.round_info(task_id, 0).assignment_offset == expected
+    assert fs.tasks.round_info(task_id, 0).assignment_offset == expected
 
 
 @pytest.mark.parametrize("caller", ["stranger", "requester"])
@@ -696,13 +699,13 @@ def test_open_round_by_non_aggregator_reverts_with_NotAggregator(fs, actors, cal
     task_id, _ = setup_task(fs, actors, 3)
     wallet = getattr(actors, caller)
     with reverts_with("TaskRegistryNotAggregator", task_id, wallet.address):
-        fs.open_round(wallet, task_id, MODEL)
+        fs.tasks.open_round(wallet, task_id, MODEL)
 
 
 def test_open_round_without_aggregator_reverts_with_NotAggregator(fs, actors):
     task_id = publish_task(fs, actors, with_aggregator=False)
     with reverts_with("TaskRegistryNotAggregator", task_id, actors.requester.address):
-        fs.open_round(actors.requester, task_id, MODEL)
+        fs.tasks.open_round(actors.requester, task_id, MODEL)
 
 
 @pytest.mark.parametrize("joined", [0, 2])
@@ -711,23 +714,23 @@ def test_open_round_below_minimum_reverts_with_NotEnoughParticipants(
 ):
     task_id, _ = setup_task(fs, actors, joined, min_participants=3)
     with reverts_with("TaskRegistryNotEnoughParticipants", task_id, joined, 3):
-        fs.open_round(actors.aggregator, task_id, MODEL)
+        fs.tasks.open_round(actors.aggregator, task_id, MODEL)
 
 
 def test_open_round_on_another_model_reverts_with_ModelMismatch(fs, actors):
     task_id, _ = setup_task(fs, actors, 3)
     with reverts_with("TaskRegistryModelMismatch", task_id, MODEL, h(9)):
-        fs.open_round(actors.aggregator, task_id, h(9))
+        fs.tasks.open_round(actors.aggregator, task_id, h(9))
 
 
 def test_next_round_opens_on_the_published_model_only(fs, actors):
     task_id, _ = finalized_task(fs, actors, 3)
     close_round(fs, actors, task_id, 0, new_model=h(77))
     with reverts_with("TaskRegistryModelMismatch", task_id, h(77), MODEL):
-        fs.open_round(actors.aggregator, task_id, MODEL)
-    fs.open_round(actors.aggregator, task_id, h(77))
-    assert fs.round_info(task_id, 1).global_model_hash == h(77)
-    assert fs.task_state(task_id).rounds_opened == 2
+        fs.tasks.open_round(actors.aggregator, task_id, MODEL)
+    fs.tasks.open_round(actors.aggregator, task_id, h(77))
+    assert fs.tasks.round_info(task_id, 1).global_model_hash == h(77)
+    assert fs.tasks.state(task_id).rounds_opened == 2
 
 
 @pytest.mark.parametrize(
@@ -741,10 +744,10 @@ def test_open_round_before_previous_is_closed_reverts_with_RoundInProgress(
     else:
         task_id, _ = finalized_task(fs, actors, 3)
     if stage is RoundStage.AGGREGATED:
-        fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
-    assert fs.round_info(task_id, 0).stage is stage
+        fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+    assert fs.tasks.round_info(task_id, 0).stage is stage
     with reverts_with("TaskRegistryRoundInProgress", task_id, 0, stage):
-        fs.open_round(actors.aggregator, task_id, MODEL)
+        fs.tasks.open_round(actors.aggregator, task_id, MODEL)
 
 
 def test_open_round_promotes_waiting_devices_into_free_slots(fs, actors):
@@ -756,44 +759,44 @@ def test_open_round_promotes_waiting_devices_into_free_slots(fs, actors):
     close_round(fs, actors, task_id, round_, new_model=MODEL)
     # Three devices join while the task runs: they wait.
     for late in (d[3], d[4], d[5]):
-        receipt = fs.join(late, task_id)
-        assert events(fs.tasks, "DeviceJoined", receipt)[0].args.waiting is True
-    assert fs.participants(task_id) == addresses(devices)
-    assert fs.waiting(task_id) == addresses(d[3:6])
+        receipt = fs.tasks.join(late, task_id)
+        assert fs.tasks.receipt_events("DeviceJoined", receipt)[0].args.waiting is True
+    assert fs.tasks.participants(task_id) == addresses(devices)
+    assert fs.tasks.waiting(task_id) == addresses(d[3:6])
 
-    receipt = fs.open_round(actors.aggregator, task_id, MODEL)
+    receipt = fs.tasks.open_round(actors.aggregator, task_id, MODEL)
     # Two free slots (max 5): the earliest two waiting devices take them.
-    assert fs.participants(task_id) == addresses(d[:5])
-    assert fs.waiting(task_id) == [d[5].address]
-    assert [fs.member_status(task_id, x.address) for x in d[3:6]] == [
+    assert fs.tasks.participants(task_id) == addresses(d[:5])
+    assert fs.tasks.waiting(task_id) == [d[5].address]
+    assert [fs.tasks.member_status(task_id, x.address) for x in d[3:6]] == [
         MemberStatus.ACTIVE,
         MemberStatus.ACTIVE,
         MemberStatus.WAITING,
     ]
-    (event,) = events(fs.tasks, "RoundOpened", receipt)
+    (event,) = fs.tasks.receipt_events("RoundOpened", receipt)
     assert list(event.args.participants) == addresses(d[:5])
-    info = fs.round_info(task_id, 1)
+    info = fs.tasks.round_info(task_id, 1)
     assert (info.participants, info.assignment_size) == (5, 4)
     # The promoted devices take part in the round.
-    fs.commit_update(d[4], task_id, 1, h(1), 1)
+    fs.tasks.commit_update(d[4], task_id, 1, h(1), 1)
 
 
 def test_open_round_reaches_the_minimum_with_waiting_devices(fs, actors):
     d = actors.devices
     task_id, _devices = setup_task(fs, actors, 3, min_participants=3, max_participants=4)
-    fs.revoke_device(actors.owner, d[2].address)
+    fs.devices.revoke(actors.owner, d[2].address)
     round_ = open_round(fs, actors, task_id)
-    fs.join(d[3], task_id)
+    fs.tasks.join(d[3], task_id)
     commit_updates(fs, task_id, round_, d[:2])
     score_round(fs, task_id, round_, {d[0]: [7000] * 3, d[1]: [7000] * 3})
     outcome = finalize(fs, actors, task_id, round_)
     # d1 (the worst of two) is replaced by d3; the revoked d2 leaves without a replacement.
     assert outcome.eliminated == d[1].address
-    assert fs.participants(task_id) == [d[0].address, d[3].address]
-    fs.join(d[4], task_id)
+    assert fs.tasks.participants(task_id) == [d[0].address, d[3].address]
+    fs.tasks.join(d[4], task_id)
     close_round(fs, actors, task_id, round_)
-    fs.open_round(actors.aggregator, task_id, h(700))
-    assert fs.participants(task_id) == [d[0].address, d[3].address, d[4].address]
+    fs.tasks.open_round(actors.aggregator, task_id, h(700))
+    assert fs.tasks.participants(task_id) == [d[0].address, d[3].address, d[4].address]
 
 
 # ================================================================ commitUpdate (train phase)
@@ -804,15 +807,15 @@ class TestCommitUpdate:
 
     def test_commit_update_records_the_hash_and_epsilon(self, fs, actors, round_open):
         task_id, devices = round_open
-        receipt = fs.commit_update(devices[1], task_id, 0, h(42), 1_234_567)
-        sub = fs.submission(task_id, 0, devices[1].address)
+        receipt = fs.tasks.commit_update(devices[1], task_id, 0, h(42), 1_234_567)
+        sub = fs.tasks.submission(task_id, 0, devices[1].address)
         assert (sub.update_hash, sub.epsilon) == (h(42), 1_234_567)
-        assert sub.score_commitment == ZERO_HASH and sub.revealed is False
-        assert fs.epsilon_of(task_id, devices[1].address) == 1_234_567
-        assert fs.submission(task_id, 0, devices[0].address).update_hash == ZERO_HASH
-        assert fs.epsilon_of(task_id, devices[0].address) == 0
-        assert fs.round_info(task_id, 0).committed == 1
-        (event,) = events(fs.tasks, "UpdateCommitted", receipt)
+        assert sub.score_commitment == NO_HASH and sub.revealed is False
+        assert fs.tasks.epsilon_of(task_id, devices[1].address) == 1_234_567
+        assert fs.tasks.submission(task_id, 0, devices[0].address).update_hash == NO_HASH
+        assert fs.tasks.epsilon_of(task_id, devices[0].address) == 0
+        assert fs.tasks.round_info(task_id, 0).committed == 1
+        (event,) = fs.tasks.receipt_events("UpdateCommitted", receipt)
         assert dict(event.args) == {
             "taskId": task_id,
             "round": 0,
@@ -824,7 +827,7 @@ class TestCommitUpdate:
     def test_commit_before_any_round_reverts_with_WrongRound(self, fs, actors):
         task_id, (device, *_) = setup_task(fs, actors, 3)
         with reverts_with("TaskRegistryWrongRound", task_id, 0, 0):
-            fs.commit_update(device, task_id, 0, h(1), 1)
+            fs.tasks.commit_update(device, task_id, 0, h(1), 1)
 
     @pytest.mark.parametrize("round_", [1, 7])
     def test_commit_to_another_round_reverts_with_WrongRound(
@@ -832,7 +835,7 @@ class TestCommitUpdate:
     ):
         task_id, (device, *_) = round_open
         with reverts_with("TaskRegistryWrongRound", task_id, round_, 0):
-            fs.commit_update(device, task_id, round_, h(1), 1)
+            fs.tasks.commit_update(device, task_id, round_, h(1), 1)
 
     def test_commit_to_a_past_round_reverts_with_WrongRound(
         self, fs, actors, round_finalized
@@ -841,7 +844,7 @@ class TestCommitUpdate:
         close_round(fs, actors, task_id, 0)
         open_round(fs, actors, task_id)
         with reverts_with("TaskRegistryWrongRound", task_id, 0, 1):
-            fs.commit_update(devices[0], task_id, 0, h(1), epsilon_for(1))
+            fs.tasks.commit_update(devices[0], task_id, 0, h(1), epsilon_for(1))
 
     def test_commit_after_finalisation_reverts_with_WrongStage(
         self, fs, actors, round_finalized
@@ -850,7 +853,7 @@ class TestCommitUpdate:
         with reverts_with(
             "TaskRegistryWrongStage", task_id, 0, RoundStage.FINALIZED, RoundStage.OPEN
         ):
-            fs.commit_update(devices[0], task_id, 0, h(1), 1)
+            fs.tasks.commit_update(devices[0], task_id, 0, h(1), 1)
 
     @pytest.mark.parametrize("who", ["stranger", "waiting"])
     def test_commit_by_non_participant_reverts_with_NotParticipant(
@@ -860,24 +863,24 @@ class TestCommitUpdate:
         wallet = actors.stranger
         if who == "waiting":
             wallet = actors.devices[3]
-            fs.join(wallet, task_id)
+            fs.tasks.join(wallet, task_id)
         with reverts_with("TaskRegistryNotParticipant", task_id, wallet.address):
-            fs.commit_update(wallet, task_id, 0, h(1), 1)
+            fs.tasks.commit_update(wallet, task_id, 0, h(1), 1)
 
     def test_commit_by_participant_revoked_since_joining_reverts_with_DeviceNotActive(
         self, fs, actors, round_open
     ):
         task_id, (device, *_) = round_open
-        fs.revoke_device(actors.owner, device.address)
+        fs.devices.revoke(actors.owner, device.address)
         with reverts_with("TaskRegistryDeviceNotActive", device.address):
-            fs.commit_update(device, task_id, 0, h(1), 1)
+            fs.tasks.commit_update(device, task_id, 0, h(1), 1)
 
     def test_commit_after_the_commit_deadline_reverts_with_CommitTooLate(
         self, fs, actors, round_open
     ):
         task_id, (device, *_) = round_open
-        info = fs.round_info(task_id, 0)
-        advance_past(fs, info.commit_deadline)
+        info = fs.tasks.round_info(task_id, 0)
+        fs.chain.advance_past(info.commit_deadline)
         with reverts_with(
             "TaskRegistryCommitTooLate",
             task_id,
@@ -885,26 +888,26 @@ class TestCommitUpdate:
             info.commit_deadline,
             gt(info.commit_deadline),
         ):
-            fs.commit_update(device, task_id, 0, h(1), 1)
+            fs.tasks.commit_update(device, task_id, 0, h(1), 1)
 
     def test_commit_just_before_the_deadline_succeeds(self, fs, actors, round_open):
         task_id, (device, *_) = round_open
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         fs.chain.advance_time(info.commit_deadline - fs.chain.now() - 5)
-        receipt = fs.commit_update(device, task_id, 0, h(1), 1)
+        receipt = fs.tasks.commit_update(device, task_id, 0, h(1), 1)
         assert block_time(fs, receipt) <= info.commit_deadline
 
     def test_commit_of_zero_hash_reverts_with_ZeroHash(self, fs, actors, round_open):
         task_id, (device, *_) = round_open
         with reverts_with("TaskRegistryZeroHash"):
-            fs.commit_update(device, task_id, 0, ZERO_HASH, 1)
+            fs.tasks.commit_update(device, task_id, 0, NO_HASH, 1)
 
     def test_commit_twice_reverts_with_AlreadyCommitted(self, fs, actors, round_open):
         task_id, (device, *_) = round_open
-        fs.commit_update(device, task_id, 0, h(1), 5)
+        fs.tasks.commit_update(device, task_id, 0, h(1), 5)
         with reverts_with("TaskRegistryAlreadyCommitted", task_id, 0, device.address):
-            fs.commit_update(device, task_id, 0, h(2), 6)
-        sub = fs.submission(task_id, 0, device.address)
+            fs.tasks.commit_update(device, task_id, 0, h(2), 6)
+        sub = fs.tasks.submission(task_id, 0, device.address)
         assert (sub.update_hash, sub.epsilon) == (h(1), 5)
 
 
@@ -920,8 +923,8 @@ class TestEpsilonLedger:
         self, fs, actors, epsilon, round_open
     ):
         task_id, (device, *_) = round_open
-        fs.commit_update(device, task_id, 0, h(1), epsilon)
-        assert fs.epsilon_of(task_id, device.address) == epsilon
+        fs.tasks.commit_update(device, task_id, 0, h(1), epsilon)
+        assert fs.tasks.epsilon_of(task_id, device.address) == epsilon
 
     @pytest.mark.parametrize("epsilon", [P.epsilon_budget + 1, 2**64 - 1])
     def test_epsilon_above_the_budget_reverts_with_PrivacyBudgetExceeded(
@@ -935,22 +938,22 @@ class TestEpsilonLedger:
             epsilon,
             P.epsilon_budget,
         ):
-            fs.commit_update(device, task_id, 0, h(1), epsilon)
-        assert fs.epsilon_of(task_id, device.address) == 0
-        assert fs.round_info(task_id, 0).committed == 0
+            fs.tasks.commit_update(device, task_id, 0, h(1), epsilon)
+        assert fs.tasks.epsilon_of(task_id, device.address) == 0
+        assert fs.tasks.round_info(task_id, 0).committed == 0
 
     def test_epsilon_grows_over_rounds_and_may_stay_equal(self, fs, actors):
         task_id, devices = setup_task(fs, actors, 3, rounds=3)
         d0 = devices[0].address
         play_round(fs, actors, task_id, close=True)  # ε 1e6 each
-        assert fs.epsilon_of(task_id, d0) == epsilon_for(0)
+        assert fs.tasks.epsilon_of(task_id, d0) == epsilon_for(0)
         round_ = open_round(fs, actors, task_id)
-        fs.commit_update(devices[0], task_id, round_, h(1), epsilon_for(0))  # equal
-        fs.commit_update(devices[1], task_id, round_, h(2), 7_654_321)
-        assert fs.epsilon_of(task_id, d0) == epsilon_for(0)
-        assert fs.epsilon_of(task_id, devices[1].address) == 7_654_321
-        assert fs.submission(task_id, 0, d0).epsilon == epsilon_for(0)
-        assert fs.submission(task_id, 1, devices[1].address).epsilon == 7_654_321
+        fs.tasks.commit_update(devices[0], task_id, round_, h(1), epsilon_for(0))  # equal
+        fs.tasks.commit_update(devices[1], task_id, round_, h(2), 7_654_321)
+        assert fs.tasks.epsilon_of(task_id, d0) == epsilon_for(0)
+        assert fs.tasks.epsilon_of(task_id, devices[1].address) == 7_654_321
+        assert fs.tasks.submission(task_id, 0, d0).epsilon == epsilon_for(0)
+        assert fs.tasks.submission(task_id, 1, devices[1].address).epsilon == 7_654_321
 
     def test_epsilon_below_the_recorded_one_reverts_with_EpsilonDecreased(
         self, fs, actors
@@ -968,24 +971,24 @@ class TestEpsilonLedger:
                 recorded,
                 reported,
             ):
-                fs.commit_update(device, task_id, round_, h(1), reported)
-        assert fs.epsilon_of(task_id, device.address) == recorded
+                fs.tasks.commit_update(device, task_id, round_, h(1), reported)
+        assert fs.tasks.epsilon_of(task_id, device.address) == recorded
 
     def test_the_ledger_is_kept_per_task(self, fs, actors):
         first, devices = open_task(fs, actors, 3)
         second = publish_task(fs, actors, epsilon_budget=3)
         for device in devices:
-            fs.join(device, second)
+            fs.tasks.join(device, second)
         open_round(fs, actors, second)
         device = devices[0]
-        fs.commit_update(device, first, 0, h(1), 9_000_000)
-        fs.commit_update(device, second, 0, h(2), 3)
-        assert fs.epsilon_of(first, device.address) == 9_000_000
-        assert fs.epsilon_of(second, device.address) == 3
+        fs.tasks.commit_update(device, first, 0, h(1), 9_000_000)
+        fs.tasks.commit_update(device, second, 0, h(2), 3)
+        assert fs.tasks.epsilon_of(first, device.address) == 9_000_000
+        assert fs.tasks.epsilon_of(second, device.address) == 3
         with reverts_with(
             "TaskRegistryPrivacyBudgetExceeded", second, devices[1].address, 4, 3
         ):
-            fs.commit_update(devices[1], second, 0, h(3), 4)
+            fs.tasks.commit_update(devices[1], second, 0, h(3), 4)
 
     def test_a_device_that_reaches_the_budget_can_only_report_the_budget(
         self, fs, actors
@@ -1001,8 +1004,8 @@ class TestEpsilonLedger:
         with reverts_with(
             "TaskRegistryPrivacyBudgetExceeded", task_id, device.address, budget + 1, budget
         ):
-            fs.commit_update(device, task_id, round_, h(1), budget + 1)
-        fs.commit_update(device, task_id, round_, h(1), budget)
+            fs.tasks.commit_update(device, task_id, round_, h(1), budget + 1)
+        fs.tasks.commit_update(device, task_id, round_, h(1), budget)
 
 
 # ================================================================ commitScores (verify phase)
@@ -1013,14 +1016,14 @@ class TestCommitScores:
 
     def test_commit_scores_records_the_commitment(self, fs, actors, all_committed):
         task_id, devices = all_committed
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         # Everyone committed: the verify phase opened before the commit deadline.
         assert fs.chain.now() < info.commit_deadline
-        receipt = fs.commit_scores(devices[0], task_id, 0, h(11))
-        sub = fs.submission(task_id, 0, devices[0].address)
+        receipt = fs.tasks.commit_scores(devices[0], task_id, 0, h(11))
+        sub = fs.tasks.submission(task_id, 0, devices[0].address)
         assert (sub.score_commitment, sub.revealed) == (h(11), False)
-        assert fs.round_info(task_id, 0).score_committed == 1
-        (event,) = events(fs.tasks, "ScoresCommitted", receipt)
+        assert fs.tasks.round_info(task_id, 0).score_committed == 1
+        (event,) = fs.tasks.receipt_events("ScoresCommitted", receipt)
         assert dict(event.args) == {
             "taskId": task_id,
             "round": 0,
@@ -1034,7 +1037,7 @@ class TestCommitScores:
     ):
         task_id, devices = round_open
         commit_updates(fs, task_id, 0, devices[:2])
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         device = devices[0] if committer else devices[2]
         with reverts_with(
             "TaskRegistryPhaseNotOpen",
@@ -1043,32 +1046,32 @@ class TestCommitScores:
             info.commit_deadline,
             at_most(info.commit_deadline),
         ):
-            fs.commit_scores(device, task_id, 0, h(11))
+            fs.tasks.commit_scores(device, task_id, 0, h(11))
 
     def test_verify_phase_opens_at_the_commit_deadline_when_someone_did_not_commit(
         self, fs, actors, round_open
     ):
         task_id, devices = round_open
         commit_updates(fs, task_id, 0, devices[:2])
-        advance_past(fs, fs.round_info(task_id, 0).commit_deadline)
-        fs.commit_scores(devices[0], task_id, 0, h(11))
-        assert fs.round_info(task_id, 0).score_committed == 1
+        fs.chain.advance_past(fs.tasks.round_info(task_id, 0).commit_deadline)
+        fs.tasks.commit_scores(devices[0], task_id, 0, h(11))
+        assert fs.tasks.round_info(task_id, 0).score_committed == 1
 
     def test_commit_scores_just_before_the_verify_deadline_succeeds(
         self, fs, actors, all_committed
     ):
         task_id, devices = all_committed
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         fs.chain.advance_time(info.verify_deadline - fs.chain.now() - 5)
-        receipt = fs.commit_scores(devices[0], task_id, 0, h(11))
+        receipt = fs.tasks.commit_scores(devices[0], task_id, 0, h(11))
         assert block_time(fs, receipt) <= info.verify_deadline
 
     def test_commit_scores_after_the_verify_deadline_reverts_with_PhaseClosed(
         self, fs, actors, all_committed
     ):
         task_id, devices = all_committed
-        info = fs.round_info(task_id, 0)
-        advance_past(fs, info.verify_deadline)
+        info = fs.tasks.round_info(task_id, 0)
+        fs.chain.advance_past(info.verify_deadline)
         with reverts_with(
             "TaskRegistryPhaseClosed",
             task_id,
@@ -1076,45 +1079,45 @@ class TestCommitScores:
             info.verify_deadline,
             gt(info.verify_deadline),
         ):
-            fs.commit_scores(devices[0], task_id, 0, h(11))
+            fs.tasks.commit_scores(devices[0], task_id, 0, h(11))
 
     def test_commit_scores_without_an_update_reverts_with_NotCommitted(
         self, fs, actors, round_open
     ):
         task_id, devices = round_open
         commit_updates(fs, task_id, 0, devices[:2])
-        advance_past(fs, fs.round_info(task_id, 0).commit_deadline)
+        fs.chain.advance_past(fs.tasks.round_info(task_id, 0).commit_deadline)
         with reverts_with("TaskRegistryNotCommitted", task_id, 0, devices[2].address):
-            fs.commit_scores(devices[2], task_id, 0, h(11))
+            fs.tasks.commit_scores(devices[2], task_id, 0, h(11))
 
     def test_commit_scores_by_non_participant_reverts_with_NotParticipant(
         self, fs, actors, all_committed
     ):
         task_id, _ = all_committed
         with reverts_with("TaskRegistryNotParticipant", task_id, actors.stranger.address):
-            fs.commit_scores(actors.stranger, task_id, 0, h(11))
+            fs.tasks.commit_scores(actors.stranger, task_id, 0, h(11))
 
     def test_commit_scores_by_revoked_participant_reverts_with_DeviceNotActive(
         self, fs, actors, all_committed
     ):
         task_id, devices = all_committed
-        fs.revoke_device(actors.owner, devices[1].address)
+        fs.devices.revoke(actors.owner, devices[1].address)
         with reverts_with("TaskRegistryDeviceNotActive", devices[1].address):
-            fs.commit_scores(devices[1], task_id, 0, h(11))
+            fs.tasks.commit_scores(devices[1], task_id, 0, h(11))
 
     def test_commit_scores_twice_reverts_with_AlreadyScored(
         self, fs, actors, all_committed
     ):
         task_id, devices = all_committed
-        fs.commit_scores(devices[0], task_id, 0, h(11))
+        fs.tasks.commit_scores(devices[0], task_id, 0, h(11))
         with reverts_with("TaskRegistryAlreadyScored", task_id, 0, devices[0].address):
-            fs.commit_scores(devices[0], task_id, 0, h(12))
-        assert fs.submission(task_id, 0, devices[0].address).score_commitment == h(11)
+            fs.tasks.commit_scores(devices[0], task_id, 0, h(12))
+        assert fs.tasks.submission(task_id, 0, devices[0].address).score_commitment == h(11)
 
     def test_zero_commitment_reverts_with_ZeroHash(self, fs, actors, all_committed):
         task_id, devices = all_committed
         with reverts_with("TaskRegistryZeroHash"):
-            fs.commit_scores(devices[0], task_id, 0, ZERO_HASH)
+            fs.tasks.commit_scores(devices[0], task_id, 0, NO_HASH)
 
     def test_commit_scores_after_finalisation_reverts_with_WrongStage(
         self, fs, actors, round_finalized
@@ -1123,14 +1126,14 @@ class TestCommitScores:
         with reverts_with(
             "TaskRegistryWrongStage", task_id, 0, RoundStage.FINALIZED, RoundStage.OPEN
         ):
-            fs.commit_scores(devices[0], task_id, 0, h(11))
+            fs.tasks.commit_scores(devices[0], task_id, 0, h(11))
 
     def test_commit_scores_to_another_round_reverts_with_WrongRound(
         self, fs, actors, all_committed
     ):
         task_id, devices = all_committed
         with reverts_with("TaskRegistryWrongRound", task_id, 1, 0):
-            fs.commit_scores(devices[0], task_id, 1, h(11))
+            fs.tasks.commit_scores(devices[0], task_id, 1, h(11))
 
 
 # ================================================================ revealScores (reveal phase)
@@ -1139,7 +1142,7 @@ class TestCommitScores:
 def test_score_commitment_view_matches_the_client_and_binds_every_field(fs, actors):
     a, b = actors.devices[0].address, actors.devices[1].address
     base = (3, 1, [7000, 0, 10_000], h(1), a)
-    view = lambda *args: bytes(fs.chain.call(fs.tasks.functions.scoreCommitment(*args)))
+    view = lambda *args: bytes(fs.chain.view(fs.tasks.functions.scoreCommitment(*args)))
     assert view(*base) == score_commitment(*base)
     expected = Web3.keccak(
         abi_encode(["uint256", "uint64", "uint16[]", "bytes32", "address"], list(base))
@@ -1161,15 +1164,15 @@ class TestRevealScores:
 
     def test_reveal_records_the_scores(self, fs, actors, all_score_committed):
         task_id, devices, rows = all_score_committed
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         # Everyone committed to scores: the reveal phase opened before the verify deadline.
         assert fs.chain.now() < info.verify_deadline
         device = devices[0]
-        receipt = fs.reveal_scores(device, task_id, 0, rows[device], salt_of(0, device))
-        sub = fs.submission(task_id, 0, device.address)
+        receipt = fs.tasks.reveal_scores(device, task_id, 0, rows[device], salt_of(0, device))
+        sub = fs.tasks.submission(task_id, 0, device.address)
         assert (sub.revealed, sub.quality, sub.accepted) == (True, 0, False)
-        assert fs.round_info(task_id, 0).revealed == 1
-        (event,) = events(fs.tasks, "ScoresRevealed", receipt)
+        assert fs.tasks.round_info(task_id, 0).revealed == 1
+        (event,) = fs.tasks.receipt_events("ScoresRevealed", receipt)
         assert dict(event.args) == {
             "taskId": task_id,
             "round": 0,
@@ -1181,7 +1184,7 @@ class TestRevealScores:
         self, fs, actors, round_open
     ):
         task_id, devices = round_open
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         with reverts_with(
             "TaskRegistryPhaseNotOpen",
             task_id,
@@ -1189,14 +1192,14 @@ class TestRevealScores:
             info.verify_deadline,
             at_most(info.commit_deadline),
         ):
-            fs.reveal_scores(devices[0], task_id, 0, [1, 2], h(1))
+            fs.tasks.reveal_scores(devices[0], task_id, 0, [1, 2], h(1))
 
     def test_reveal_while_scores_are_still_being_committed_reverts_with_PhaseNotOpen(
         self, fs, actors, all_committed
     ):
         task_id, devices = all_committed
         commit_scores_of(fs, devices[0], task_id, 0, [7000, 7000])
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         with reverts_with(
             "TaskRegistryPhaseNotOpen",
             task_id,
@@ -1204,24 +1207,24 @@ class TestRevealScores:
             info.verify_deadline,
             at_most(info.verify_deadline),
         ):
-            fs.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
 
     def test_reveal_phase_opens_at_the_verify_deadline_when_someone_did_not_commit_scores(
         self, fs, actors, all_committed
     ):
         task_id, devices = all_committed
         commit_scores_of(fs, devices[0], task_id, 0, [7000, 7000])
-        advance_past(fs, fs.round_info(task_id, 0).verify_deadline)
-        fs.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
-        assert fs.round_info(task_id, 0).revealed == 1
+        fs.chain.advance_past(fs.tasks.round_info(task_id, 0).verify_deadline)
+        fs.tasks.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
+        assert fs.tasks.round_info(task_id, 0).revealed == 1
 
     def test_reveal_just_before_the_reveal_deadline_succeeds(
         self, fs, actors, all_score_committed
     ):
         task_id, devices, rows = all_score_committed
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         fs.chain.advance_time(info.reveal_deadline - fs.chain.now() - 5)
-        receipt = fs.reveal_scores(
+        receipt = fs.tasks.reveal_scores(
             devices[1], task_id, 0, rows[devices[1]], salt_of(0, devices[1])
         )
         assert block_time(fs, receipt) <= info.reveal_deadline
@@ -1230,8 +1233,8 @@ class TestRevealScores:
         self, fs, actors, all_score_committed
     ):
         task_id, devices, rows = all_score_committed
-        info = fs.round_info(task_id, 0)
-        advance_past(fs, info.reveal_deadline)
+        info = fs.tasks.round_info(task_id, 0)
+        fs.chain.advance_past(info.reveal_deadline)
         with reverts_with(
             "TaskRegistryPhaseClosed",
             task_id,
@@ -1239,7 +1242,7 @@ class TestRevealScores:
             info.reveal_deadline,
             gt(info.reveal_deadline),
         ):
-            fs.reveal_scores(devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0]))
 
     @pytest.mark.parametrize("committed_update", [True, False])
     def test_reveal_without_a_score_commitment_reverts_with_NoScoreCommitment(
@@ -1249,21 +1252,21 @@ class TestRevealScores:
         committers = devices if committed_update else devices[:2]
         commit_updates(fs, task_id, 0, committers)
         commit_scores(fs, task_id, 0, {d: [7000, 7000] for d in devices[:2]})
-        advance_past(fs, fs.round_info(task_id, 0).verify_deadline)
+        fs.chain.advance_past(fs.tasks.round_info(task_id, 0).verify_deadline)
         with reverts_with(
             "TaskRegistryNoScoreCommitment", task_id, 0, devices[2].address
         ):
-            fs.reveal_scores(devices[2], task_id, 0, [7000, 7000], salt_of(0, devices[2]))
+            fs.tasks.reveal_scores(devices[2], task_id, 0, [7000, 7000], salt_of(0, devices[2]))
 
     def test_reveal_twice_reverts_with_AlreadyRevealed(
         self, fs, actors, all_score_committed
     ):
         task_id, devices, rows = all_score_committed
         device = devices[2]
-        fs.reveal_scores(device, task_id, 0, rows[device], salt_of(0, device))
+        fs.tasks.reveal_scores(device, task_id, 0, rows[device], salt_of(0, device))
         with reverts_with("TaskRegistryAlreadyRevealed", task_id, 0, device.address):
-            fs.reveal_scores(device, task_id, 0, rows[device], salt_of(0, device))
-        assert fs.round_info(task_id, 0).revealed == 1
+            fs.tasks.reveal_scores(device, task_id, 0, rows[device], salt_of(0, device))
+        assert fs.tasks.round_info(task_id, 0).revealed == 1
 
     @pytest.mark.parametrize(
         "scores, salt",
@@ -1272,7 +1275,7 @@ class TestRevealScores:
             ([7000, 7001], None),  # wrong scores
             ([7000], None),  # fewer scores
             ([7000, 7000, 7000], None),  # more scores
-            ([7000, 7000], ZERO_HASH),
+            ([7000, 7000], NO_HASH),
         ],
         ids=["wrong-salt", "wrong-score", "fewer-scores", "more-scores", "zero-salt"],
     )
@@ -1282,24 +1285,24 @@ class TestRevealScores:
         task_id, devices, _ = all_score_committed
         device = devices[1]
         salt = salt_of(0, device) if salt is None else salt
-        commitment = fs.submission(task_id, 0, device.address).score_commitment
+        commitment = fs.tasks.submission(task_id, 0, device.address).score_commitment
         computed = score_commitment(task_id, 0, scores, salt, device.address)
         with reverts_with(
             "TaskRegistryRevealMismatch", task_id, 0, device.address, commitment, computed
         ):
-            fs.reveal_scores(device, task_id, 0, scores, salt)
-        assert fs.submission(task_id, 0, device.address).revealed is False
+            fs.tasks.reveal_scores(device, task_id, 0, scores, salt)
+        assert fs.tasks.submission(task_id, 0, device.address).revealed is False
 
     def test_revealing_another_devices_scores_and_salt_reverts_with_RevealMismatch(
         self, fs, actors, all_score_committed
     ):
         task_id, (d0, d1, _), rows = all_score_committed
-        mine = fs.submission(task_id, 0, d1.address).score_commitment
+        mine = fs.tasks.submission(task_id, 0, d1.address).score_commitment
         computed = score_commitment(task_id, 0, rows[d0], salt_of(0, d0), d1.address)
         with reverts_with(
             "TaskRegistryRevealMismatch", task_id, 0, d1.address, mine, computed
         ):
-            fs.reveal_scores(d1, task_id, 0, rows[d0], salt_of(0, d0))
+            fs.tasks.reveal_scores(d1, task_id, 0, rows[d0], salt_of(0, d0))
 
     def test_a_copied_commitment_cannot_be_revealed_by_the_copier(
         self, fs, actors, all_committed
@@ -1309,16 +1312,16 @@ class TestRevealScores:
         task_id, (d0, d1, d2) = all_committed
         scores, salt = [9000, 3000], salt_of(0, d0)
         copied = score_commitment(task_id, 0, scores, salt, d0.address)
-        fs.commit_scores(d0, task_id, 0, copied)
-        fs.commit_scores(d1, task_id, 0, copied)
+        fs.tasks.commit_scores(d0, task_id, 0, copied)
+        fs.tasks.commit_scores(d1, task_id, 0, copied)
         commit_scores_of(fs, d2, task_id, 0, [7000, 7000])
         computed = score_commitment(task_id, 0, scores, salt, d1.address)
         with reverts_with(
             "TaskRegistryRevealMismatch", task_id, 0, d1.address, copied, computed
         ):
-            fs.reveal_scores(d1, task_id, 0, scores, salt)
-        fs.reveal_scores(d0, task_id, 0, scores, salt)
-        assert fs.submission(task_id, 0, d0.address).revealed is True
+            fs.tasks.reveal_scores(d1, task_id, 0, scores, salt)
+        fs.tasks.reveal_scores(d0, task_id, 0, scores, salt)
+        assert fs.tasks.submission(task_id, 0, d0.address).revealed is True
 
     @pytest.mark.parametrize("field", ["task", "round"])
     def test_a_commitment_made_for_another_task_or_round_reverts_with_RevealMismatch(
@@ -1328,13 +1331,13 @@ class TestRevealScores:
         device, scores, salt = devices[0], [7000, 7000], salt_of(0, devices[0])
         other = (task_id + 1, 0) if field == "task" else (task_id, 1)
         stale = score_commitment(*other, scores, salt, device.address)
-        fs.commit_scores(device, task_id, 0, stale)
+        fs.tasks.commit_scores(device, task_id, 0, stale)
         commit_scores(fs, task_id, 0, {d: [7000, 7000] for d in devices[1:]})
         computed = score_commitment(task_id, 0, scores, salt, device.address)
         with reverts_with(
             "TaskRegistryRevealMismatch", task_id, 0, device.address, stale, computed
         ):
-            fs.reveal_scores(device, task_id, 0, scores, salt)
+            fs.tasks.reveal_scores(device, task_id, 0, scores, salt)
 
     @pytest.mark.parametrize("given", [0, 1, 3])
     def test_scores_not_one_per_assigned_update_revert_with_ScoreCountMismatch(
@@ -1345,7 +1348,7 @@ class TestRevealScores:
         commit_scores_of(fs, device, task_id, 0, scores)
         commit_scores(fs, task_id, 0, {d: [7000, 7000] for d in devices[1:]})
         with reverts_with("TaskRegistryScoreCountMismatch", task_id, 0, 2, given):
-            fs.reveal_scores(device, task_id, 0, scores, salt_of(0, device))
+            fs.tasks.reveal_scores(device, task_id, 0, scores, salt_of(0, device))
 
     @pytest.mark.parametrize("index, score", [(0, 10_001), (1, 10_001), (1, 65_535)])
     def test_score_above_100_percent_reverts_with_ScoreOutOfRange(
@@ -1357,29 +1360,29 @@ class TestRevealScores:
         commit_scores_of(fs, device, task_id, 0, scores)
         commit_scores(fs, task_id, 0, {d: [7000, 7000] for d in devices[1:]})
         with reverts_with("TaskRegistryScoreOutOfRange", index, score):
-            fs.reveal_scores(device, task_id, 0, scores, salt_of(0, device))
+            fs.tasks.reveal_scores(device, task_id, 0, scores, salt_of(0, device))
 
     def test_scores_of_0_and_100_percent_are_accepted(self, fs, actors, all_committed):
         task_id, devices = all_committed
         rows = {devices[0]: [0, 10_000], devices[1]: [10_000, 0], devices[2]: [0, 0]}
         commit_scores(fs, task_id, 0, rows)
         reveal_scores(fs, task_id, 0, rows)
-        assert fs.round_info(task_id, 0).revealed == 3
+        assert fs.tasks.round_info(task_id, 0).revealed == 3
 
     def test_reveal_by_non_participant_reverts_with_NotParticipant(
         self, fs, actors, all_score_committed
     ):
         task_id, _, _ = all_score_committed
         with reverts_with("TaskRegistryNotParticipant", task_id, actors.stranger.address):
-            fs.reveal_scores(actors.stranger, task_id, 0, [1, 1], h(1))
+            fs.tasks.reveal_scores(actors.stranger, task_id, 0, [1, 1], h(1))
 
     def test_reveal_by_revoked_participant_reverts_with_DeviceNotActive(
         self, fs, actors, all_score_committed
     ):
         task_id, devices, rows = all_score_committed
-        fs.revoke_device(actors.owner, devices[0].address)
+        fs.devices.revoke(actors.owner, devices[0].address)
         with reverts_with("TaskRegistryDeviceNotActive", devices[0].address):
-            fs.reveal_scores(devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0]))
 
     def test_reveal_after_finalisation_reverts_with_WrongStage(
         self, fs, actors, round_finalized
@@ -1388,7 +1391,7 @@ class TestRevealScores:
         with reverts_with(
             "TaskRegistryWrongStage", task_id, 0, RoundStage.FINALIZED, RoundStage.OPEN
         ):
-            fs.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
 
 
 # ================================================================ finalizeRound: timing
@@ -1399,7 +1402,7 @@ class TestFinalizeRoundTiming:
     score commitment is revealed once the verify phase is closed."""
 
     def _not_over(self, fs, task_id):
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         return reverts_with(
             "TaskRegistryRoundNotOver",
             task_id,
@@ -1431,19 +1434,19 @@ class TestFinalizeRoundTiming:
         reveal_scores(fs, task_id, 0, {d: rows[d] for d in devices[:2]})
         with self._not_over(fs, task_id):
             finalize_raw(fs, actors.stranger, task_id, 0)
-        advance_past(fs, fs.round_info(task_id, 0).reveal_deadline)
+        fs.chain.advance_past(fs.tasks.round_info(task_id, 0).reveal_deadline)
         receipt = finalize_raw(fs, actors.stranger, task_id, 0)
-        assert fs.round_info(task_id, 0).stage is RoundStage.FINALIZED
-        assert fs.task_state(task_id).last_progress_at == block_time(fs, receipt)
+        assert fs.tasks.round_info(task_id, 0).stage is RoundStage.FINALIZED
+        assert fs.tasks.state(task_id).last_progress_at == block_time(fs, receipt)
 
     def test_finalize_is_allowed_early_once_every_commitment_is_revealed(
         self, fs, actors, all_score_committed
     ):
         task_id, _devices, rows = all_score_committed
         reveal_scores(fs, task_id, 0, rows)
-        assert fs.chain.now() < fs.round_info(task_id, 0).commit_deadline
+        assert fs.chain.now() < fs.tasks.round_info(task_id, 0).commit_deadline
         finalize_raw(fs, actors.stranger, task_id, 0)
-        assert fs.round_info(task_id, 0).stage is RoundStage.FINALIZED
+        assert fs.tasks.round_info(task_id, 0).stage is RoundStage.FINALIZED
 
     def test_finalize_is_allowed_after_the_verify_deadline_once_every_commitment_is_revealed(
         self, fs, actors, all_committed
@@ -1452,19 +1455,19 @@ class TestFinalizeRoundTiming:
         rows = {d: [7000, 7000] for d in devices[:2]}
         commit_scores(fs, task_id, 0, rows)
         reveal_scores(fs, task_id, 0, rows)  # waits for the verify deadline
-        assert fs.chain.now() < fs.round_info(task_id, 0).reveal_deadline
+        assert fs.chain.now() < fs.tasks.round_info(task_id, 0).reveal_deadline
         finalize_raw(fs, actors.stranger, task_id, 0)
-        assert fs.round_info(task_id, 0).stage is RoundStage.FINALIZED
+        assert fs.tasks.round_info(task_id, 0).stage is RoundStage.FINALIZED
 
     def test_finalize_right_after_the_commit_deadline_when_nobody_committed(
         self, fs, actors, round_open
     ):
         task_id, _ = round_open
-        info = fs.round_info(task_id, 0)
-        advance_past(fs, info.commit_deadline)
+        info = fs.tasks.round_info(task_id, 0)
+        fs.chain.advance_past(info.commit_deadline)
         assert fs.chain.now() < info.verify_deadline
         finalize_raw(fs, actors.stranger, task_id, 0)
-        assert fs.round_info(task_id, 0).stage is RoundStage.AGGREGATED
+        assert fs.tasks.round_info(task_id, 0).stage is RoundStage.AGGREGATED
 
     def test_finalize_twice_reverts_with_WrongStage(self, fs, actors, round_finalized):
         task_id, _ = round_finalized
@@ -1514,23 +1517,23 @@ def test_finalize_takes_the_median_of_peer_scores_names_leader_and_excludes_wors
     )
     ids = addresses(devices)
     # Medians of the columns, own scores left out: (9000, 8500, 9500) -> 9000, etc.
-    assert [fs.submission(task_id, 0, d).quality for d in ids] == [
+    assert [fs.tasks.submission(task_id, 0, d).quality for d in ids] == [
         9000,
         7500,
         6000,
         2500,
     ]
     assert outcome.quality == dict(zip(ids, [9000, 7500, 6000, 2500]))
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     assert info.leader == outcome.leader == ids[0]
     assert info.eliminated == outcome.eliminated == ids[3]
     assert outcome.accepted == tuple(ids[:3])
     # Shares of 1 ether in proportion to 9000 : 7500 : 6000 (sum 22500).
     expected = [ETHER * 9000 // 22500, ETHER * 7500 // 22500, ETHER * 6000 // 22500, 0]
     expected[0] += ETHER - sum(expected)
-    assert [fs.submission(task_id, 0, d).reward for d in ids] == expected
-    assert [fs.reward_balance(d) for d in ids] == expected
-    assert [fs.submission(task_id, 0, d).accepted for d in ids] == [
+    assert [fs.tasks.submission(task_id, 0, d).reward for d in ids] == expected
+    assert [fs.vault.balance_of(d) for d in ids] == expected
+    assert [fs.tasks.submission(task_id, 0, d).accepted for d in ids] == [
         True,
         True,
         True,
@@ -1546,12 +1549,12 @@ def test_finalize_takes_the_median_of_peer_scores_names_leader_and_excludes_wors
 
 def test_finalize_emits_quality_reward_elimination_and_round_events(fs, actors):
     task_id, devices = committed_task(fs, actors, 4, max_participants=4)
-    fs.join(actors.devices[4], task_id)
+    fs.tasks.join(actors.devices[4], task_id)
     score_round(fs, task_id, 0, {devices[i]: row for i, row in SPREAD.items()})
     receipt = finalize_raw(fs, actors.stranger, task_id, 0)
     ids = addresses(devices)
     model = expected_round(4, SPREAD, ETHER)
-    assessed = events(fs.tasks, "QualityAssessed", receipt)
+    assessed = fs.tasks.receipt_events("QualityAssessed", receipt)
     assert [dict(e.args) for e in assessed] == [
         {
             "taskId": task_id,
@@ -1563,14 +1566,14 @@ def test_finalize_emits_quality_reward_elimination_and_round_events(fs, actors):
         }
         for i in range(4)
     ]
-    (eliminated,) = events(fs.tasks, "ParticipantEliminated", receipt)
+    (eliminated,) = fs.tasks.receipt_events("ParticipantEliminated", receipt)
     assert dict(eliminated.args) == {
         "taskId": task_id,
         "round": 0,
         "device": ids[3],
         "replacement": actors.devices[4].address,
     }
-    (final,) = events(fs.tasks, "RoundFinalized", receipt)
+    (final,) = fs.tasks.receipt_events("RoundFinalized", receipt)
     assert dict(final.args) == {
         "taskId": task_id,
         "round": 0,
@@ -1579,7 +1582,7 @@ def test_finalize_emits_quality_reward_elimination_and_round_events(fs, actors):
         "accepted": ids[:3],
         "rewardPaid": ETHER,
     }
-    credited = events(fs.vault, "RewardCredited", receipt)
+    credited = fs.vault.receipt_events("RewardCredited", receipt)
     assert [(e.args.device, e.args.payer, e.args.amount) for e in credited] == [
         (ids[i], fs.tasks.address, model.rewards[i]) for i in range(3)
     ]
@@ -1633,7 +1636,7 @@ def test_rewards_are_proportional_to_quality_with_the_remainder_to_the_leader(
     model = expected_round(4, rows, reward)
     got = [outcome.rewards[d.address] for d in devices]
     assert got == model.rewards
-    assert sum(got) == reward == fs.round_info(task_id, 0).reward_paid
+    assert sum(got) == reward == fs.tasks.round_info(task_id, 0).reward_paid
     accepted = [i for i, ok in enumerate(model.accepted) if ok]
     total_quality = sum(model.quality[i] for i in accepted)
     for i in accepted:
@@ -1653,13 +1656,13 @@ def test_participants_below_min_quality_get_nothing(fs, actors, threshold, accep
     for i, device in enumerate(devices):
         paid = outcome.rewards[device.address]
         assert (paid > 0) == (i in accepted)
-        assert fs.reward_balance(device.address) == paid
-    info = fs.round_info(task_id, 0)
+        assert fs.vault.balance_of(device.address) == paid
+    info = fs.tasks.round_info(task_id, 0)
     if accepted:
         assert info.reward_paid == ETHER and info.stage is RoundStage.FINALIZED
     else:
         assert info.reward_paid == 0 and info.stage is RoundStage.AGGREGATED
-        assert fs.task_state(task_id).escrow == P.escrow
+        assert fs.tasks.state(task_id).escrow == P.escrow
     assert outcome.eliminated == devices[3].address  # the worst still leaves
 
 
@@ -1677,7 +1680,7 @@ def test_quality_gap_rejects_updates_far_below_the_rounds_median(
     task_id, devices, outcome = _finalize_matrix(
         fs, actors, 4, SPREAD, min_quality=min_quality, quality_gap=gap
     )
-    assert fs.task_params(task_id).quality_gap == gap
+    assert fs.tasks.params(task_id).quality_gap == gap
     assert outcome.accepted == tuple(devices[i].address for i in accepted)
     model = expected_round(4, SPREAD, ETHER, min_quality, quality_gap=gap)
     assert [i for i, ok in enumerate(model.accepted) if ok] == accepted
@@ -1694,17 +1697,17 @@ def test_participant_that_committed_scores_but_did_not_reveal_gets_nothing(fs, a
     }
     task_id, devices, outcome = _finalize_matrix(fs, actors, 4, rows, reveal=[0, 1, 3])
     silent = devices[2].address
-    sub = fs.submission(task_id, 0, silent)
-    assert sub.update_hash != ZERO_HASH and sub.score_commitment != ZERO_HASH
+    sub = fs.tasks.submission(task_id, 0, silent)
+    assert sub.update_hash != NO_HASH and sub.score_commitment != NO_HASH
     assert sub.revealed is False
     assert (sub.quality, sub.accepted, sub.reward) == (0, False, 0)
-    assert fs.reward_balance(silent) == 0
+    assert fs.vault.balance_of(silent) == 0
     # The scores it received are ignored; it is not eligible for elimination either.
     model = expected_round(4, {i: rows[i] for i in (0, 1, 3)}, ETHER)
     assert [outcome.quality[d.address] for d in devices] == model.quality
     assert outcome.eliminated == devices[model.worst].address != silent
     assert sum(outcome.rewards.values()) == ETHER
-    assert fs.round_info(task_id, 0).revealed == 3
+    assert fs.tasks.round_info(task_id, 0).revealed == 3
 
 
 def test_participant_that_committed_but_did_not_score_gets_nothing(fs, actors):
@@ -1715,8 +1718,8 @@ def test_participant_that_committed_but_did_not_score_gets_nothing(fs, actors):
     }
     task_id, devices, outcome = _finalize_matrix(fs, actors, 4, rows)
     silent = devices[2].address
-    sub = fs.submission(task_id, 0, silent)
-    assert sub.update_hash != ZERO_HASH and sub.score_commitment == ZERO_HASH
+    sub = fs.tasks.submission(task_id, 0, silent)
+    assert sub.update_hash != NO_HASH and sub.score_commitment == NO_HASH
     assert (sub.quality, sub.revealed, sub.accepted, sub.reward) == (0, False, False, 0)
     model = expected_round(4, rows, ETHER)
     assert [outcome.quality[d.address] for d in devices] == model.quality
@@ -1735,24 +1738,24 @@ def test_device_that_did_not_commit_gets_nothing(fs, actors):
     score_round(fs, task_id, 0, matrix)
     outcome = finalize(fs, actors, task_id, 0)
     absent = devices[3].address
-    assert fs.submission(task_id, 0, absent) == Submission(
-        ZERO_HASH, ZERO_HASH, 0, 0, False, False, 0
+    assert fs.tasks.submission(task_id, 0, absent) == Submission(
+        NO_HASH, NO_HASH, 0, 0, False, False, 0
     )
-    assert outcome.rewards[absent] == 0 and fs.reward_balance(absent) == 0
+    assert outcome.rewards[absent] == 0 and fs.vault.balance_of(absent) == 0
     assert absent not in outcome.accepted
     # Its update gets no quality even though the others scored it.
     assert outcome.quality[absent] == 0
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     assert (info.committed, info.score_committed, info.revealed) == (3, 3, 3)
     assert sum(outcome.rewards.values()) == ETHER
 
 
 def test_finalize_with_nobody_committing_pays_nothing_and_skips_aggregation(fs, actors):
     task_id, devices = open_task(fs, actors, 3)
-    info = fs.round_info(task_id, 0)
-    advance_past(fs, info.reveal_deadline)
-    outcome = fs.finalize_round(actors.stranger, task_id, 0)
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
+    fs.chain.advance_past(info.reveal_deadline)
+    outcome = fs.tasks.finalize_round(actors.stranger, task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     assert info.stage is RoundStage.AGGREGATED
     assert (info.accepted, info.reward_paid, info.leader, info.eliminated) == (
         0,
@@ -1761,24 +1764,24 @@ def test_finalize_with_nobody_committing_pays_nothing_and_skips_aggregation(fs, 
         ZERO_ADDRESS,
     )
     assert outcome.accepted == () and outcome.reward_paid == 0
-    assert fs.task_state(task_id).escrow == P.escrow
-    assert fs.total_owed() == 0
-    assert fs.participants(task_id) == addresses(devices)
+    assert fs.tasks.state(task_id).escrow == P.escrow
+    assert fs.vault.total_owed() == 0
+    assert fs.tasks.participants(task_id) == addresses(devices)
     # The requester closes the round without an aggregate.
-    fs.publish_model(actors.requester, task_id, 0, MODEL)
-    assert fs.round_info(task_id, 0).stage is RoundStage.CLOSED
+    fs.tasks.publish_model(actors.requester, task_id, 0, MODEL)
+    assert fs.tasks.round_info(task_id, 0).stage is RoundStage.CLOSED
 
 
 def test_a_single_revealer_has_no_peer_scores_and_is_not_paid(fs, actors):
     task_id, devices = committed_task(fs, actors, 3)
     commit_scores_of(fs, devices[0], task_id, 0, [9000, 9000])
-    advance_past(fs, fs.round_info(task_id, 0).verify_deadline)
-    fs.reveal_scores(devices[0], task_id, 0, [9000, 9000], salt_of(0, devices[0]))
+    fs.chain.advance_past(fs.tasks.round_info(task_id, 0).verify_deadline)
+    fs.tasks.reveal_scores(devices[0], task_id, 0, [9000, 9000], salt_of(0, devices[0]))
     outcome = finalize(fs, actors, task_id, 0)
     assert outcome.quality[devices[0].address] == 0
     assert outcome.leader == devices[0].address
     assert outcome.eliminated is None and outcome.reward_paid == 0
-    assert fs.round_info(task_id, 0).stage is RoundStage.AGGREGATED
+    assert fs.tasks.round_info(task_id, 0).stage is RoundStage.AGGREGATED
 
 
 # ================================================================ verifier assignment
@@ -1806,12 +1809,12 @@ def test_assignment_gives_every_update_exactly_k_distinct_verifiers(
     task_id, _devices = open_task(
         fs, actors, n, min_participants=3, max_participants=6, verifiers_per_update=k
     )
-    info = fs.round_info(task_id, 0)
+    info = fs.tasks.round_info(task_id, 0)
     assert info.assignment_size == size
-    order = fs.participants(task_id)
+    order = fs.tasks.participants(task_id)
     model = Assignment(n, size, info.assignment_offset)
-    targets = {a: fs.assignment(task_id, 0, a) for a in order}
-    verifiers = {a: fs.verifiers(task_id, 0, a) for a in order}
+    targets = {a: fs.tasks.assignment(task_id, 0, a) for a in order}
+    verifiers = {a: fs.tasks.verifiers(task_id, 0, a) for a in order}
     for i, a in enumerate(order):
         # Each verifier's targets: `size` distinct participants, never itself.
         assert len(targets[a]) == size == len(set(targets[a]))
@@ -1830,16 +1833,16 @@ def test_assignment_gives_every_update_exactly_k_distinct_verifiers(
 def test_assignment_views_are_empty_outside_an_open_round_and_for_outsiders(fs, actors):
     task_id, devices = setup_task(fs, actors, 3)
     d0 = devices[0].address
-    assert fs.assignment(task_id, 0, d0) == [] and fs.verifiers(task_id, 0, d0) == []
+    assert fs.tasks.assignment(task_id, 0, d0) == [] and fs.tasks.verifiers(task_id, 0, d0) == []
     open_round(fs, actors, task_id)
-    assert len(fs.assignment(task_id, 0, d0)) == 2
+    assert len(fs.tasks.assignment(task_id, 0, d0)) == 2
     for outsider in (actors.stranger.address, actors.devices[5].address):
-        assert fs.assignment(task_id, 0, outsider) == []
-        assert fs.verifiers(task_id, 0, outsider) == []
-    assert fs.assignment(task_id, 1, d0) == []  # not opened
-    assert fs.assignment(99, 0, d0) == []
+        assert fs.tasks.assignment(task_id, 0, outsider) == []
+        assert fs.tasks.verifiers(task_id, 0, outsider) == []
+    assert fs.tasks.assignment(task_id, 1, d0) == []  # not opened
+    assert fs.tasks.assignment(99, 0, d0) == []
     finalize(fs, actors, task_id, 0)
-    assert fs.assignment(task_id, 0, d0) == [] and fs.verifiers(task_id, 0, d0) == []
+    assert fs.tasks.assignment(task_id, 0, d0) == [] and fs.tasks.verifiers(task_id, 0, d0) == []
 
 
 def test_the_assignment_changes_with_the_round(fs, actors):
@@ -1850,8 +1853,8 @@ def test_the_assignment_changes_with_the_round(fs, actors):
     offsets, assignments = [], []
     for _ in range(3):
         round_ = open_round(fs, actors, task_id)
-        offsets.append(fs.round_info(task_id, round_).assignment_offset)
-        assignments.append(fs.assignment(task_id, round_, devices[0].address))
+        offsets.append(fs.tasks.round_info(task_id, round_).assignment_offset)
+        assignments.append(fs.tasks.assignment(task_id, round_, devices[0].address))
         finalize(fs, actors, task_id, round_)
         close_round(fs, actors, task_id, round_, new_model=MODEL)
     assert len(set(offsets)) == 3
@@ -1880,7 +1883,7 @@ class TestKVerifiers:
         rows = {d: [6000, 8000] for d in devices}
         commit_scores(fs, task_id, 0, rows)
         reveal_scores(fs, task_id, 0, rows)
-        assert fs.round_info(task_id, 0).revealed == 6
+        assert fs.tasks.round_info(task_id, 0).revealed == 6
 
     @pytest.mark.parametrize("given", [1, 3, 5])
     def test_reveal_of_other_than_k_scores_reverts_with_ScoreCountMismatch(
@@ -1889,16 +1892,16 @@ class TestKVerifiers:
         task_id, devices = k_verifiers
         device, scores = devices[3], [5000] * given
         commit_scores_of(fs, device, task_id, 0, scores)
-        advance_past(fs, fs.round_info(task_id, 0).verify_deadline)
+        fs.chain.advance_past(fs.tasks.round_info(task_id, 0).verify_deadline)
         with reverts_with("TaskRegistryScoreCountMismatch", task_id, 0, 2, given):
-            fs.reveal_scores(device, task_id, 0, scores, salt_of(0, device))
+            fs.tasks.reveal_scores(device, task_id, 0, scores, salt_of(0, device))
 
     @pytest.mark.parametrize("silent", [(), (2,), (0, 5), (1, 2, 3)])
     def test_quality_is_the_median_of_the_assigned_verifiers_scores(
         self, fs, actors, silent, k_verifiers
     ):
         task_id, devices = k_verifiers
-        order = fs.participants(task_id)
+        order = fs.tasks.participants(task_id)
         assignment = round_assignment(fs, task_id, 0)
         # Participant i scores participant j with 1000 * (j + 1) + 37 * i: every
         # received score is distinct, so the medians tell whose scores counted.
@@ -1927,24 +1930,24 @@ class TestKVerifiers:
 def test_worst_is_replaced_by_the_earliest_waiting_device(fs, actors):
     task_id, devices = setup_task(fs, actors, 4, max_participants=4)
     first_waiting, second_waiting = actors.devices[4:6]
-    fs.join(first_waiting, task_id)
-    fs.join(second_waiting, task_id)
+    fs.tasks.join(first_waiting, task_id)
+    fs.tasks.join(second_waiting, task_id)
     matrix = {devices[i]: row for i, row in SPREAD.items()}
     _, participants, outcome = play_round(fs, actors, task_id, matrix=matrix)
     assert participants == addresses(devices)
     worst = devices[3].address
-    assert outcome.eliminated == worst == fs.round_info(task_id, 0).eliminated
+    assert outcome.eliminated == worst == fs.tasks.round_info(task_id, 0).eliminated
     assert outcome.rewards[worst] == 0
-    assert fs.participants(task_id) == addresses(devices[:3]) + [first_waiting.address]
-    assert fs.waiting(task_id) == [second_waiting.address]
-    assert fs.member_status(task_id, worst) is MemberStatus.ELIMINATED
-    assert fs.member_status(task_id, first_waiting.address) is MemberStatus.ACTIVE
-    assert fs.member_status(task_id, second_waiting.address) is MemberStatus.WAITING
+    assert fs.tasks.participants(task_id) == addresses(devices[:3]) + [first_waiting.address]
+    assert fs.tasks.waiting(task_id) == [second_waiting.address]
+    assert fs.tasks.member_status(task_id, worst) is MemberStatus.ELIMINATED
+    assert fs.tasks.member_status(task_id, first_waiting.address) is MemberStatus.ACTIVE
+    assert fs.tasks.member_status(task_id, second_waiting.address) is MemberStatus.WAITING
 
 
 def test_replacement_takes_the_eliminated_devices_slot(fs, actors):
     task_id, devices = setup_task(fs, actors, 4, max_participants=4)
-    fs.join(actors.devices[4], task_id)
+    fs.tasks.join(actors.devices[4], task_id)
     # devices[1] is the worst this time.
     matrix = dict(zip(devices, [
         [0, 1000, 6000, 7000],
@@ -1954,7 +1957,7 @@ def test_replacement_takes_the_eliminated_devices_slot(fs, actors):
     ]))
     _, _, outcome = play_round(fs, actors, task_id, matrix=matrix, close=True)
     assert outcome.eliminated == devices[1].address
-    assert fs.participants(task_id) == [
+    assert fs.tasks.participants(task_id) == [
         devices[0].address,
         actors.devices[4].address,
         devices[2].address,
@@ -1962,9 +1965,9 @@ def test_replacement_takes_the_eliminated_devices_slot(fs, actors):
     ]
     # The replacement takes part in the next round.
     round_ = open_round(fs, actors, task_id)
-    fs.commit_update(actors.devices[4], task_id, round_, h(1), 1)
+    fs.tasks.commit_update(actors.devices[4], task_id, round_, h(1), 1)
     with reverts_with("TaskRegistryNotParticipant", task_id, devices[1].address):
-        fs.commit_update(devices[1], task_id, round_, h(2), epsilon_for(1))
+        fs.tasks.commit_update(devices[1], task_id, round_, h(2), epsilon_for(1))
 
 
 def test_worst_leaves_without_replacement_when_above_the_minimum(fs, actors):
@@ -1977,10 +1980,10 @@ def test_worst_leaves_without_replacement_when_above_the_minimum(fs, actors):
     ]))
     _, _, outcome = play_round(fs, actors, task_id, matrix=matrix)
     assert outcome.eliminated == devices[1].address
-    assert sorted(fs.participants(task_id)) == sorted(
+    assert sorted(fs.tasks.participants(task_id)) == sorted(
         addresses([devices[0], devices[2], devices[3]])
     )
-    assert fs.member_status(task_id, devices[1].address) is MemberStatus.ELIMINATED
+    assert fs.tasks.member_status(task_id, devices[1].address) is MemberStatus.ELIMINATED
 
 
 def test_worst_stays_when_elimination_would_drop_below_the_minimum(fs, actors):
@@ -1989,9 +1992,9 @@ def test_worst_stays_when_elimination_would_drop_below_the_minimum(fs, actors):
     _, _, outcome = play_round(fs, actors, task_id, matrix=matrix)
     worst = devices[2].address
     assert outcome.eliminated is None
-    assert fs.round_info(task_id, 0).eliminated == ZERO_ADDRESS
-    assert fs.participants(task_id) == addresses(devices)
-    assert fs.member_status(task_id, worst) is MemberStatus.ACTIVE
+    assert fs.tasks.round_info(task_id, 0).eliminated == ZERO_ADDRESS
+    assert fs.tasks.participants(task_id) == addresses(devices)
+    assert fs.tasks.member_status(task_id, worst) is MemberStatus.ACTIVE
     # ... but it is still not paid.
     assert outcome.rewards[worst] == 0 and worst not in outcome.accepted
     assert sum(outcome.rewards.values()) == ETHER
@@ -2004,57 +2007,57 @@ class TestRevokedParticipants:
     def test_revoked_participant_is_removed_and_replaced(self, fs, actors):
         d = actors.devices
         task_id, _devices = setup_task(fs, actors, 4, min_participants=3, max_participants=4)
-        fs.join(d[4], task_id)
-        fs.join(d[5], task_id)
+        fs.tasks.join(d[4], task_id)
+        fs.tasks.join(d[5], task_id)
         round_ = open_round(fs, actors, task_id)
-        fs.revoke_device(actors.owner, d[1].address)
+        fs.devices.revoke(actors.owner, d[1].address)
         live = [d[0], d[2], d[3]]
         commit_updates(fs, task_id, round_, live)
         matrix = {d[0]: [0, 0, 8000, 6000], d[2]: [9000, 0, 0, 6000], d[3]: [9000, 0, 8000, 0]}
         score_round(fs, task_id, round_, matrix)
         receipt = finalize_raw(fs, actors.stranger, task_id, round_)
         # d3 (quality 6000) is the worst: replaced by d4; the revoked d1 by d5.
-        eliminated = events(fs.tasks, "ParticipantEliminated", receipt)
+        eliminated = fs.tasks.receipt_events("ParticipantEliminated", receipt)
         assert [(e.args.device, e.args.replacement) for e in eliminated] == [
             (d[3].address, d[4].address),
             (d[1].address, d[5].address),
         ]
-        (final,) = events(fs.tasks, "RoundFinalized", receipt)
+        (final,) = fs.tasks.receipt_events("RoundFinalized", receipt)
         assert final.args.eliminated == d[3].address
-        assert fs.participants(task_id) == addresses([d[0], d[5], d[2], d[4]])
-        assert fs.waiting(task_id) == []
-        assert fs.member_status(task_id, d[1].address) is MemberStatus.ELIMINATED
-        assert fs.member_status(task_id, d[5].address) is MemberStatus.ACTIVE
-        assert fs.submission(task_id, round_, d[1].address).reward == 0
+        assert fs.tasks.participants(task_id) == addresses([d[0], d[5], d[2], d[4]])
+        assert fs.tasks.waiting(task_id) == []
+        assert fs.tasks.member_status(task_id, d[1].address) is MemberStatus.ELIMINATED
+        assert fs.tasks.member_status(task_id, d[5].address) is MemberStatus.ACTIVE
+        assert fs.tasks.submission(task_id, round_, d[1].address).reward == 0
 
     def test_revoked_participant_leaves_even_below_the_minimum(self, fs, actors):
         task_id, devices = open_task(fs, actors, 3, min_participants=3, max_participants=3)
-        fs.revoke_device(actors.owner, devices[2].address)
+        fs.devices.revoke(actors.owner, devices[2].address)
         commit_updates(fs, task_id, 0, devices[:2])
         score_round(fs, task_id, 0, {devices[0]: [0, 8000, 0], devices[1]: [7000, 0, 0]})
         outcome = finalize(fs, actors, task_id, 0)
         # The worst of the two stays (minimum), the revoked device does not.
         assert outcome.eliminated is None
-        assert fs.participants(task_id) == addresses(devices[:2])
-        assert fs.member_status(task_id, devices[2].address) is MemberStatus.ELIMINATED
+        assert fs.tasks.participants(task_id) == addresses(devices[:2])
+        assert fs.tasks.member_status(task_id, devices[2].address) is MemberStatus.ELIMINATED
         close_round(fs, actors, task_id, 0)
         with reverts_with("TaskRegistryNotEnoughParticipants", task_id, 2, 3):
-            fs.open_round(actors.aggregator, task_id, h(700))
+            fs.tasks.open_round(actors.aggregator, task_id, h(700))
 
     def test_revoked_after_committing_scores_but_before_revealing_is_removed(
         self, fs, actors
     ):
         task_id, devices, rows = score_committed_task(fs, actors, 3, max_participants=4)
-        fs.join(actors.devices[3], task_id)
-        fs.revoke_device(actors.owner, devices[1].address)
+        fs.tasks.join(actors.devices[3], task_id)
+        fs.devices.revoke(actors.owner, devices[1].address)
         reveal_scores(fs, task_id, 0, {d: rows[d] for d in (devices[0], devices[2])})
         outcome = finalize(fs, actors, task_id, 0)
-        assert devices[1].address not in fs.participants(task_id)
-        assert fs.member_status(task_id, devices[1].address) is MemberStatus.ELIMINATED
+        assert devices[1].address not in fs.tasks.participants(task_id)
+        assert fs.tasks.member_status(task_id, devices[1].address) is MemberStatus.ELIMINATED
         # Both revealers got 7000: the last, devices[2], is the worst. It is handled
         # first and takes the waiting device; the revoked one then leaves its slot empty.
         assert outcome.eliminated == devices[2].address
-        assert fs.participants(task_id) == [devices[0].address, actors.devices[3].address]
+        assert fs.tasks.participants(task_id) == [devices[0].address, actors.devices[3].address]
 
     def test_revoked_after_revealing_is_ranked_and_paid_and_stays_for_now(
         self, fs, actors
@@ -2062,14 +2065,14 @@ class TestRevokedParticipants:
         task_id, devices, rows = score_committed_task(fs, actors, 3, min_participants=3)
         reveal_scores(fs, task_id, 0, rows)
         revoked = devices[0]
-        fs.revoke_device(actors.owner, revoked.address)
+        fs.devices.revoke(actors.owner, revoked.address)
         outcome = finalize(fs, actors, task_id, 0)
         assert revoked.address in outcome.accepted
-        assert fs.reward_balance(revoked.address) == outcome.rewards[revoked.address] > 0
-        assert fs.member_status(task_id, revoked.address) is MemberStatus.ACTIVE
+        assert fs.vault.balance_of(revoked.address) == outcome.rewards[revoked.address] > 0
+        assert fs.tasks.member_status(task_id, revoked.address) is MemberStatus.ACTIVE
         # Its owner still collects the reward.
-        fs.claim_rewards(actors.owner, [revoked.address])
-        assert fs.reward_balance(revoked.address) == 0
+        fs.vault.claim(actors.owner, [revoked.address])
+        assert fs.vault.balance_of(revoked.address) == 0
 
 
 # ================================================================ submitAggregate
@@ -2082,11 +2085,11 @@ class TestSubmitAggregate:
         self, fs, actors, round_finalized
     ):
         task_id, _ = round_finalized
-        receipt = fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
-        info = fs.round_info(task_id, 0)
+        receipt = fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+        info = fs.tasks.round_info(task_id, 0)
         assert (info.stage, info.aggregate_hash) == (RoundStage.AGGREGATED, h(5))
-        assert fs.task_state(task_id).last_progress_at == block_time(fs, receipt)
-        (event,) = events(fs.tasks, "AggregateSubmitted", receipt)
+        assert fs.tasks.state(task_id).last_progress_at == block_time(fs, receipt)
+        (event,) = fs.tasks.receipt_events("AggregateSubmitted", receipt)
         assert dict(event.args) == {"taskId": task_id, "round": 0, "aggregateHash": h(5)}
 
     @pytest.mark.parametrize("caller", ["stranger", "requester"])
@@ -2096,12 +2099,12 @@ class TestSubmitAggregate:
         task_id, _ = round_finalized
         wallet = getattr(actors, caller)
         with reverts_with("TaskRegistryNotAggregator", task_id, wallet.address):
-            fs.submit_aggregate(wallet, task_id, 0, h(5))
+            fs.tasks.submit_aggregate(wallet, task_id, 0, h(5))
 
     def test_zero_aggregate_reverts_with_ZeroHash(self, fs, actors, round_finalized):
         task_id, _ = round_finalized
         with reverts_with("TaskRegistryZeroHash"):
-            fs.submit_aggregate(actors.aggregator, task_id, 0, ZERO_HASH)
+            fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, NO_HASH)
 
     def test_aggregate_while_round_is_open_reverts_with_WrongStage(
         self, fs, actors, round_open
@@ -2110,11 +2113,11 @@ class TestSubmitAggregate:
         with reverts_with(
             "TaskRegistryWrongStage", task_id, 0, RoundStage.OPEN, RoundStage.FINALIZED
         ):
-            fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+            fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
 
     def test_aggregate_twice_reverts_with_WrongStage(self, fs, actors, round_finalized):
         task_id, _ = round_finalized
-        fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+        fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
         with reverts_with(
             "TaskRegistryWrongStage",
             task_id,
@@ -2122,12 +2125,12 @@ class TestSubmitAggregate:
             RoundStage.AGGREGATED,
             RoundStage.FINALIZED,
         ):
-            fs.submit_aggregate(actors.aggregator, task_id, 0, h(6))
+            fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(6))
 
     def test_aggregate_before_any_round_reverts_with_WrongRound(self, fs, actors):
         task_id, _ = setup_task(fs, actors, 3)
         with reverts_with("TaskRegistryWrongRound", task_id, 0, 0):
-            fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+            fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
 
 
 # ================================================================ publishModel
@@ -2141,21 +2144,21 @@ class TestPublishModel:
         self, fs, actors, round_finalized
     ):
         task_id, _ = round_finalized
-        fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
-        initial = fs.task_state(task_id).model_version
-        count = fs.model_version_count()
-        receipt = fs.publish_model(
+        fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+        initial = fs.tasks.state(task_id).model_version
+        count = fs.models.count()
+        receipt = fs.tasks.publish_model(
             actors.requester, task_id, 0, h(6), "ipfs://round-0", h(8)
         )
-        info = fs.round_info(task_id, 0)
+        info = fs.tasks.round_info(task_id, 0)
         assert (info.stage, info.new_model_hash) == (RoundStage.CLOSED, h(6))
-        state = fs.task_state(task_id)
+        state = fs.tasks.state(task_id)
         assert (state.status, state.current_model) == (TaskStatus.RUNNING, h(6))
         assert state.last_progress_at == block_time(fs, receipt)
         assert state.escrow == P.escrow - ETHER
-        assert state.model_version == count + 1 == fs.model_version_count()
-        assert fs.refund_of(actors.requester.address) == 0
-        version = fs.model_version(state.model_version)
+        assert state.model_version == count + 1 == fs.models.count()
+        assert fs.tasks.refund_of(actors.requester.address) == 0
+        version = fs.models.version(state.model_version)
         assert (version.model_hash, version.metrics_hash, version.uri) == (
             h(6),
             h(8),
@@ -2164,14 +2167,14 @@ class TestPublishModel:
         assert (version.parent, version.task_id, version.round) == (initial, task_id, 1)
         assert version.publisher == fs.tasks.address
         assert version.created_at == block_time(fs, receipt)
-        (event,) = events(fs.tasks, "ModelPublished", receipt)
+        (event,) = fs.tasks.receipt_events("ModelPublished", receipt)
         assert dict(event.args) == {
             "taskId": task_id,
             "round": 0,
             "modelHash": h(6),
             "versionId": state.model_version,
         }
-        (registered,) = events(fs.models, "ModelVersionRegistered", receipt)
+        (registered,) = fs.models.receipt_events("ModelVersionRegistered", receipt)
         assert dict(registered.args) == {
             "versionId": state.model_version,
             "modelHash": h(6),
@@ -2180,41 +2183,41 @@ class TestPublishModel:
             "round": 1,
             "publisher": fs.tasks.address,
         }
-        assert events(fs.tasks, "TaskCompleted", receipt) == []
+        assert fs.tasks.receipt_events("TaskCompleted", receipt) == []
 
     def test_publishing_the_last_rounds_model_completes_the_task(self, fs, actors):
         task_id, _ = finalized_task(fs, actors, 3, rounds=1)
-        fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
-        receipt = fs.publish_model(actors.requester, task_id, 0, h(6))
-        state = fs.task_state(task_id)
+        fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+        receipt = fs.tasks.publish_model(actors.requester, task_id, 0, h(6))
+        state = fs.tasks.state(task_id)
         assert (state.status, state.escrow, state.current_model) == (
             TaskStatus.COMPLETED,
             0,
             h(6),
         )
-        (event,) = events(fs.tasks, "TaskCompleted", receipt)
+        (event,) = fs.tasks.receipt_events("TaskCompleted", receipt)
         assert dict(event.args) == {"taskId": task_id, "refund": 0}
-        assert fs.model_version(state.model_version).model_hash == h(6)
+        assert fs.models.version(state.model_version).model_hash == h(6)
 
     @pytest.mark.parametrize("caller", ["stranger", "aggregator"])
     def test_publish_model_by_non_requester_reverts_with_NotRequester(
         self, fs, actors, caller, round_finalized
     ):
         task_id, _ = round_finalized
-        fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+        fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
         wallet = getattr(actors, caller)
         with reverts_with("TaskRegistryNotRequester", task_id, wallet.address):
-            fs.publish_model(wallet, task_id, 0, h(6))
+            fs.tasks.publish_model(wallet, task_id, 0, h(6))
 
     def test_publish_zero_model_reverts_with_ZeroHash(
         self, fs, actors, round_finalized
     ):
         task_id, _ = round_finalized
-        fs.submit_aggregate(actors.aggregator, task_id, 0, h(5))
-        count = fs.model_version_count()
+        fs.tasks.submit_aggregate(actors.aggregator, task_id, 0, h(5))
+        count = fs.models.count()
         with reverts_with("TaskRegistryZeroHash"):
-            fs.publish_model(actors.requester, task_id, 0, ZERO_HASH)
-        assert fs.model_version_count() == count
+            fs.tasks.publish_model(actors.requester, task_id, 0, NO_HASH)
+        assert fs.models.count() == count
 
     @pytest.mark.parametrize("stage", [RoundStage.OPEN, RoundStage.FINALIZED])
     def test_publish_model_before_aggregation_reverts_with_WrongStage(
@@ -2227,7 +2230,7 @@ class TestPublishModel:
         with reverts_with(
             "TaskRegistryWrongStage", task_id, 0, stage, RoundStage.AGGREGATED
         ):
-            fs.publish_model(actors.requester, task_id, 0, h(6))
+            fs.tasks.publish_model(actors.requester, task_id, 0, h(6))
 
 
 # ================================================================ completion and refunds
@@ -2243,43 +2246,43 @@ def test_unpaid_round_rewards_come_back_to_the_requester_at_completion(fs, actor
     _, _, outcome = play_round(fs, actors, task_id, matrix=uniform(devices), close=True)
     assert outcome.reward_paid == ETHER
 
-    assert fs.task_state(task_id).status is TaskStatus.COMPLETED
-    assert fs.task_state(task_id).escrow == 0
-    assert fs.refund_of(actors.requester.address) == ETHER
-    assert fs.total_held() == ETHER == fs.chain.balance(fs.tasks.address)
+    assert fs.tasks.state(task_id).status is TaskStatus.COMPLETED
+    assert fs.tasks.state(task_id).escrow == 0
+    assert fs.tasks.refund_of(actors.requester.address) == ETHER
+    assert fs.tasks.total_held() == ETHER == fs.chain.balance(fs.tasks.address)
 
     before = fs.chain.balance(actors.requester.address)
-    receipt = fs.withdraw_refund(actors.requester)
+    receipt = fs.tasks.withdraw_refund(actors.requester)
     assert fs.chain.balance(actors.requester.address) == before + ETHER - gas_cost(
         receipt
     )
-    assert fs.refund_of(actors.requester.address) == 0
-    assert fs.total_held() == 0 == fs.chain.balance(fs.tasks.address)
-    (event,) = events(fs.tasks, "RefundWithdrawn", receipt)
+    assert fs.tasks.refund_of(actors.requester.address) == 0
+    assert fs.tasks.total_held() == 0 == fs.chain.balance(fs.tasks.address)
+    (event,) = fs.tasks.receipt_events("RefundWithdrawn", receipt)
     assert dict(event.args) == {"requester": actors.requester.address, "amount": ETHER}
 
 
 def test_withdraw_refund_with_nothing_owed_reverts_with_NothingToRefund(fs, actors):
     with reverts_with("TaskRegistryNothingToRefund", actors.requester.address):
-        fs.withdraw_refund(actors.requester)
+        fs.tasks.withdraw_refund(actors.requester)
 
 
 def test_withdraw_refund_twice_reverts_with_NothingToRefund(fs, actors):
     task_id = publish_task(fs, actors)
-    fs.cancel_task(actors.requester, task_id)
-    fs.withdraw_refund(actors.requester)
+    fs.tasks.cancel(actors.requester, task_id)
+    fs.tasks.withdraw_refund(actors.requester)
     with reverts_with("TaskRegistryNothingToRefund", actors.requester.address):
-        fs.withdraw_refund(actors.requester)
+        fs.tasks.withdraw_refund(actors.requester)
 
 
 def test_refunds_of_several_tasks_add_up(fs, actors):
     first = publish_task(fs, actors, rounds=1)
     second = publish_task(fs, actors, rounds=3)
-    fs.cancel_task(actors.requester, first)
-    fs.cancel_task(actors.requester, second)
-    assert fs.refund_of(actors.requester.address) == 4 * ETHER
+    fs.tasks.cancel(actors.requester, first)
+    fs.tasks.cancel(actors.requester, second)
+    assert fs.tasks.refund_of(actors.requester.address) == 4 * ETHER
     before = fs.chain.balance(actors.requester.address)
-    receipt = fs.withdraw_refund(actors.requester)
+    receipt = fs.tasks.withdraw_refund(actors.requester)
     assert fs.chain.balance(actors.requester.address) == before + 4 * ETHER - gas_cost(
         receipt
     )
@@ -2295,10 +2298,10 @@ def _contract_requester_with_refund(fs, actors, reenter_selector=None):
         [],
         value=P.escrow,
     )
-    task_id = fs.task_count()
-    assert fs.task_state(task_id).requester == requester.address
+    task_id = fs.tasks.count()
+    assert fs.tasks.state(task_id).requester == requester.address
     requester.call(fs.tasks, "cancelTask", task_id)
-    assert fs.refund_of(requester.address) == P.escrow
+    assert fs.tasks.refund_of(requester.address) == P.escrow
     return requester, P.escrow
 
 
@@ -2306,8 +2309,8 @@ def test_refund_to_a_requester_rejecting_ether_reverts_with_TransferFailed(fs, a
     requester, escrow = _contract_requester_with_refund(fs, actors)
     with reverts_with("TaskRegistryTransferFailed", requester.address, escrow):
         requester.call(fs.tasks, "withdrawRefund")
-    assert fs.refund_of(requester.address) == escrow
-    assert fs.total_held() == escrow == fs.chain.balance(fs.tasks.address)
+    assert fs.tasks.refund_of(requester.address) == escrow
+    assert fs.tasks.total_held() == escrow == fs.chain.balance(fs.tasks.address)
 
 
 def test_withdraw_refund_cannot_be_reentered(fs, actors):
@@ -2320,7 +2323,7 @@ def test_withdraw_refund_cannot_be_reentered(fs, actors):
         "ReentrancyGuardReentrantCall()"
     )
     assert fs.chain.balance(requester.address) == escrow
-    assert fs.total_held() == 0 == fs.chain.balance(fs.tasks.address)
+    assert fs.tasks.total_held() == 0 == fs.chain.balance(fs.tasks.address)
 
 
 # ================================================================ cancelTask
@@ -2328,31 +2331,31 @@ def test_withdraw_refund_cannot_be_reentered(fs, actors):
 
 def test_requester_cancels_an_idle_task_and_gets_the_escrow_back(fs, actors):
     task_id, _ = setup_task(fs, actors, 3)
-    receipt = fs.cancel_task(actors.requester, task_id)
-    state = fs.task_state(task_id)
+    receipt = fs.tasks.cancel(actors.requester, task_id)
+    state = fs.tasks.state(task_id)
     assert (state.status, state.escrow) == (TaskStatus.CANCELLED, 0)
-    assert fs.refund_of(actors.requester.address) == P.escrow
-    assert fs.total_held() == P.escrow == fs.chain.balance(fs.tasks.address)
-    (event,) = events(fs.tasks, "TaskCancelled", receipt)
+    assert fs.tasks.refund_of(actors.requester.address) == P.escrow
+    assert fs.tasks.total_held() == P.escrow == fs.chain.balance(fs.tasks.address)
+    (event,) = fs.tasks.receipt_events("TaskCancelled", receipt)
     assert dict(event.args) == {
         "taskId": task_id,
         "by": actors.requester.address,
         "refund": P.escrow,
     }
     before = fs.chain.balance(actors.requester.address)
-    receipt = fs.withdraw_refund(actors.requester)
+    receipt = fs.tasks.withdraw_refund(actors.requester)
     assert fs.chain.balance(
         actors.requester.address
     ) == before + P.escrow - gas_cost(receipt)
-    assert fs.total_held() == 0 == fs.chain.balance(fs.tasks.address)
+    assert fs.tasks.total_held() == 0 == fs.chain.balance(fs.tasks.address)
 
 
 def test_requester_cancels_between_rounds_and_gets_the_rest_back(fs, actors):
     task_id, _ = finalized_task(fs, actors, 3, rounds=3)
     close_round(fs, actors, task_id, 0)
-    fs.cancel_task(actors.requester, task_id)
-    assert fs.refund_of(actors.requester.address) == 2 * ETHER
-    assert fs.total_owed() == ETHER
+    fs.tasks.cancel(actors.requester, task_id)
+    assert fs.tasks.refund_of(actors.requester.address) == 2 * ETHER
+    assert fs.vault.total_owed() == ETHER
 
 
 @pytest.mark.parametrize("duration", [1, TRAIN, MAX_PHASE_DURATION])
@@ -2365,9 +2368,9 @@ def test_requester_cancels_an_idle_task_whatever_its_schedule(fs, actors, durati
         reveal_duration=duration,
         grace_period=duration,
     )
-    fs.cancel_task(actors.requester, task_id)
-    assert fs.task_state(task_id).status is TaskStatus.CANCELLED
-    assert fs.refund_of(actors.requester.address) == P.escrow
+    fs.tasks.cancel(actors.requester, task_id)
+    assert fs.tasks.state(task_id).status is TaskStatus.CANCELLED
+    assert fs.tasks.refund_of(actors.requester.address) == P.escrow
 
 
 def test_stall_time_is_the_sum_of_the_phases_and_the_grace_period(fs, actors):
@@ -2375,14 +2378,14 @@ def test_stall_time_is_the_sum_of_the_phases_and_the_grace_period(fs, actors):
         fs, actors, 3, train_duration=100, verify_duration=20, reveal_duration=3,
         grace_period=4000,
     )
-    assert stalled_after(fs, task_id) == fs.task_state(task_id).last_progress_at + 4123
+    assert stalled_after(fs, task_id) == fs.tasks.state(task_id).last_progress_at + 4123
     with reverts_with(
         "TaskRegistryCannotCancel",
         task_id,
         actors.stranger.address,
-        fs.task_state(task_id).last_progress_at + 4123,
+        fs.tasks.state(task_id).last_progress_at + 4123,
     ):
-        fs.cancel_task(actors.stranger, task_id)
+        fs.tasks.cancel(actors.stranger, task_id)
 
 
 class TestCancelDuringARound:
@@ -2393,12 +2396,12 @@ class TestCancelDuringARound:
         self, fs, actors, stage, round_open, round_finalized
     ):
         task_id, _ = round_finalized if stage is RoundStage.FINALIZED else round_open
-        expected = fs.task_state(task_id).last_progress_at + STALL
+        expected = fs.tasks.state(task_id).last_progress_at + STALL
         assert stalled_after(fs, task_id) == expected
         with reverts_with(
             "TaskRegistryCannotCancel", task_id, actors.requester.address, expected
         ):
-            fs.cancel_task(actors.requester, task_id)
+            fs.tasks.cancel(actors.requester, task_id)
 
     @pytest.mark.parametrize("caller", ["stranger", "aggregator", "device"])
     def test_others_cannot_cancel_before_the_task_stalls_CannotCancel(
@@ -2409,7 +2412,7 @@ class TestCancelDuringARound:
         expected = stalled_after(fs, task_id)
         fs.chain.advance_time(expected - fs.chain.now() - 10)
         with reverts_with("TaskRegistryCannotCancel", task_id, wallet.address, expected):
-            fs.cancel_task(wallet, task_id)
+            fs.tasks.cancel(wallet, task_id)
 
     @pytest.mark.parametrize("caller", ["stranger", "requester"])
     def test_anyone_cancels_a_stalled_task_and_the_requester_is_refunded(
@@ -2417,11 +2420,11 @@ class TestCancelDuringARound:
     ):
         task_id, devices = round_finalized  # the aggregator never aggregates
         wallet = getattr(actors, caller)
-        advance_past(fs, stalled_after(fs, task_id))
-        receipt = fs.cancel_task(wallet, task_id)
-        assert fs.task_state(task_id).status is TaskStatus.CANCELLED
-        assert fs.refund_of(actors.requester.address) == ETHER
-        (event,) = events(fs.tasks, "TaskCancelled", receipt)
+        fs.chain.advance_past(stalled_after(fs, task_id))
+        receipt = fs.tasks.cancel(wallet, task_id)
+        assert fs.tasks.state(task_id).status is TaskStatus.CANCELLED
+        assert fs.tasks.refund_of(actors.requester.address) == ETHER
+        (event,) = fs.tasks.receipt_events("TaskCancelled", receipt)
         assert dict(event.args) == {"taskId": task_id, "by": wallet.address, "refund": ETHER}
         assert_solvent(fs, addresses(devices))
 
@@ -2429,34 +2432,34 @@ class TestCancelDuringARound:
         self, fs, actors, round_open
     ):
         task_id, _ = round_open
-        info = fs.round_info(task_id, 0)
-        advance_past(fs, info.reveal_deadline)
+        info = fs.tasks.round_info(task_id, 0)
+        fs.chain.advance_past(info.reveal_deadline)
         with reverts_with(
             "TaskRegistryCannotCancel",
             task_id,
             actors.stranger.address,
             info.reveal_deadline + GRACE,
         ):
-            fs.cancel_task(actors.stranger, task_id)
-        advance_past(fs, info.reveal_deadline + GRACE)
-        fs.cancel_task(actors.stranger, task_id)
+            fs.tasks.cancel(actors.stranger, task_id)
+        fs.chain.advance_past(info.reveal_deadline + GRACE)
+        fs.tasks.cancel(actors.stranger, task_id)
 
     def test_stall_clock_restarts_on_progress(self, fs, actors, all_score_committed):
         task_id, _devices, rows = all_score_committed
-        opened = fs.task_state(task_id).last_progress_at
+        opened = fs.tasks.state(task_id).last_progress_at
         reveal_scores(fs, task_id, 0, rows)
         fs.chain.advance_time(STALL - 100)
-        fs.finalize_round(actors.stranger, task_id, 0)
-        progressed = fs.task_state(task_id).last_progress_at
+        fs.tasks.finalize_round(actors.stranger, task_id, 0)
+        progressed = fs.tasks.state(task_id).last_progress_at
         assert progressed >= opened + STALL - 100
-        advance_past(fs, opened + STALL)
+        fs.chain.advance_past(opened + STALL)
         with reverts_with(
             "TaskRegistryCannotCancel",
             task_id,
             actors.stranger.address,
             progressed + STALL,
         ):
-            fs.cancel_task(actors.stranger, task_id)
+            fs.tasks.cancel(actors.stranger, task_id)
 
 
 @pytest.mark.parametrize("joined", [0, 2])
@@ -2465,12 +2468,12 @@ def test_a_task_short_of_participants_never_stalls_CannotCancel(fs, actors, join
     # aggregator; until then only the requester may cancel.
     task_id, _ = setup_task(fs, actors, joined, min_participants=3)
     expected = stalled_after(fs, task_id)
-    advance_past(fs, expected + 10 * STALL)
+    fs.chain.advance_past(expected + 10 * STALL)
     with reverts_with(
         "TaskRegistryCannotCancel", task_id, actors.stranger.address, expected
     ):
-        fs.cancel_task(actors.stranger, task_id)
-    fs.cancel_task(actors.requester, task_id)
+        fs.tasks.cancel(actors.stranger, task_id)
+    fs.tasks.cancel(actors.requester, task_id)
 
 
 def test_a_task_with_enough_participants_but_no_round_stalls(fs, actors):
@@ -2480,11 +2483,11 @@ def test_a_task_with_enough_participants_but_no_round_stalls(fs, actors):
     with reverts_with(
         "TaskRegistryCannotCancel", task_id, actors.stranger.address, expected
     ):
-        fs.cancel_task(actors.stranger, task_id)
-    advance_past(fs, expected)
-    receipt = fs.cancel_task(actors.stranger, task_id)
-    assert fs.task_state(task_id).status is TaskStatus.CANCELLED
-    (event,) = events(fs.tasks, "TaskCancelled", receipt)
+        fs.tasks.cancel(actors.stranger, task_id)
+    fs.chain.advance_past(expected)
+    receipt = fs.tasks.cancel(actors.stranger, task_id)
+    assert fs.tasks.state(task_id).status is TaskStatus.CANCELLED
+    (event,) = fs.tasks.receipt_events("TaskCancelled", receipt)
     assert (event.args.by, event.args.refund) == (actors.stranger.address, P.escrow)
 
 
@@ -2494,8 +2497,8 @@ def ended(system, chain, actors, registered):
     snap = chain.snapshot()
     fs = system
     cancelled, _ = open_task(fs, actors, 3)
-    advance_past(fs, stalled_after(fs, cancelled))
-    fs.cancel_task(actors.stranger, cancelled)
+    fs.chain.advance_past(stalled_after(fs, cancelled))
+    fs.tasks.cancel(actors.stranger, cancelled)
     completed, _ = finalized_task(fs, actors, 3, rounds=1)
     close_round(fs, actors, completed, 0)
     yield {TaskStatus.CANCELLED: cancelled, TaskStatus.COMPLETED: completed}
@@ -2511,57 +2514,59 @@ class TestEndedTasks:
         self, fs, actors, ended, function, status
     ):
         task_id = ended[status]
-        assert fs.task_state(task_id).status is status
+        assert fs.tasks.state(task_id).status is status
         with reverts_with("TaskRegistryTaskNotLive", task_id, status):
             _calls(fs, actors, task_id)[function]()
 
     def test_views_still_answer(self, fs, actors, ended):
         completed = ended[TaskStatus.COMPLETED]
-        assert fs.round_info(completed, 0).stage is RoundStage.CLOSED
-        assert fs.task_state(ended[TaskStatus.CANCELLED]).escrow == 0
-        assert fs.refund_of(actors.requester.address) == P.escrow  # cancelled one
+        assert fs.tasks.round_info(completed, 0).stage is RoundStage.CLOSED
+        assert fs.tasks.state(ended[TaskStatus.CANCELLED]).escrow == 0
+        assert fs.tasks.refund_of(actors.requester.address) == P.escrow  # cancelled one
         cancelled = ended[TaskStatus.CANCELLED]
-        assert fs.round_info(cancelled, 0).stage is RoundStage.OPEN
-        assert fs.assignment(cancelled, 0, actors.devices[0].address) != []
+        assert fs.tasks.round_info(cancelled, 0).stage is RoundStage.OPEN
+        assert fs.tasks.assignment(cancelled, 0, actors.devices[0].address) != []
 
 
 # ================================================================ views
 
 
 def test_views_of_unknown_ids_are_empty(fs, actors):
-    assert fs.task_count() == 0
-    assert fs.task_state(5).status is TaskStatus.NONE
-    assert fs.round_info(5, 0).stage is RoundStage.NONE
-    assert fs.participants(5) == [] and fs.waiting(5) == []
-    assert fs.member_status(5, actors.devices[0].address) is MemberStatus.NONE
-    assert fs.epsilon_of(5, actors.devices[0].address) == 0
-    assert fs.is_allowed(5, actors.devices[0].address) is True
-    assert fs.submission(5, 0, actors.devices[0].address) == Submission(
-        ZERO_HASH, ZERO_HASH, 0, 0, False, False, 0
+    assert fs.tasks.count() == 0
+    assert fs.tasks.state(5).status is TaskStatus.NONE
+    assert fs.tasks.round_info(5, 0).stage is RoundStage.NONE
+    assert fs.tasks.participants(5) == [] and fs.tasks.waiting(5) == []
+    assert fs.tasks.member_status(5, actors.devices[0].address) is MemberStatus.NONE
+    assert fs.tasks.epsilon_of(5, actors.devices[0].address) == 0
+    assert fs.tasks.is_allowed(5, actors.devices[0].address) is True
+    assert fs.tasks.submission(5, 0, actors.devices[0].address) == Submission(
+        NO_HASH, NO_HASH, 0, 0, False, False, 0
     )
-    assert fs.total_held() == 0
+    assert fs.tasks.total_held() == 0
 
 
-def test_constants(fs):
-    assert fs.chain.call(fs.tasks.functions.MAX_PARTICIPANTS()) == 64
-    assert fs.chain.call(fs.tasks.functions.MAX_PHASE_DURATION()) == MAX_PHASE_DURATION
-    assert fs.chain.call(fs.tasks.functions.MAX_ALLOW_LIST()) == 256
+def test_constants_match_the_protocol_terms(fs):
+    view = lambda name: fs.chain.view(getattr(fs.tasks.functions, name)())
+    assert view("MAX_PARTICIPANTS") == MAX_PARTICIPANTS == 64
+    assert view("MAX_PHASE_DURATION") == MAX_PHASE_DURATION
+    assert view("MAX_ALLOW_LIST") == MAX_ALLOW_LIST == 256
+    assert view("MAX_VERIFIERS") == MAX_VERIFIERS == 16
 
 
 def test_submissions_are_kept_per_round(fs, actors):
     task_id, devices = finalized_task(fs, actors, 3)
     close_round(fs, actors, task_id, 0)
     round_ = open_round(fs, actors, task_id)
-    fs.commit_update(devices[0], task_id, round_, h(99), 3_000_000)
-    old = fs.submission(task_id, 0, devices[0].address)
+    fs.tasks.commit_update(devices[0], task_id, round_, h(99), 3_000_000)
+    old = fs.tasks.submission(task_id, 0, devices[0].address)
     assert (old.update_hash, old.epsilon, old.revealed) == (
         update_hash(0, devices[0]),
         epsilon_for(0),
         True,
     )
-    assert old.score_commitment != ZERO_HASH and old.reward > 0
-    new = fs.submission(task_id, 1, devices[0].address)
-    assert new == Submission(h(99), ZERO_HASH, 3_000_000, 0, False, False, 0)
+    assert old.score_commitment != NO_HASH and old.reward > 0
+    new = fs.tasks.submission(task_id, 1, devices[0].address)
+    assert new == Submission(h(99), NO_HASH, 3_000_000, 0, False, False, 0)
 
 
 # ================================================================ documented weak spots
@@ -2574,7 +2579,7 @@ def test_an_update_whose_only_verifier_stays_silent_gets_quality_zero(fs, actors
     task_id, devices = committed_task(
         fs, actors, 4, min_participants=3, max_participants=4, verifiers_per_update=1
     )
-    order = fs.participants(task_id)
+    order = fs.tasks.participants(task_id)
     assignment = round_assignment(fs, task_id, 0)
     (silent,) = assignment.verifiers(0)  # the one verifier of participant 0
     victim = order[0]
@@ -2596,16 +2601,16 @@ def test_a_zero_address_in_the_allow_list_reverts_with_ZeroAddress(fs, actors):
 
 def test_joining_restarts_the_stall_clock_of_a_task_that_fills_up_late(fs, actors):
     task_id, _ = setup_task(fs, actors, 2, min_participants=3)
-    advance_past(fs, stalled_after(fs, task_id))
-    fs.join(actors.devices[2], task_id)
+    fs.chain.advance_past(stalled_after(fs, task_id))
+    fs.tasks.join(actors.devices[2], task_id)
     restarted = stalled_after(fs, task_id)
     assert restarted > fs.chain.now()
     with reverts_with("TaskRegistryCannotCancel", task_id, actors.stranger.address,
                       restarted):
-        fs.cancel_task(actors.stranger, task_id)
-    advance_past(fs, restarted)
-    fs.cancel_task(actors.stranger, task_id)
-    assert fs.task_state(task_id).status is TaskStatus.CANCELLED
+        fs.tasks.cancel(actors.stranger, task_id)
+    fs.chain.advance_past(restarted)
+    fs.tasks.cancel(actors.stranger, task_id)
+    assert fs.tasks.state(task_id).status is TaskStatus.CANCELLED
 
 
 @pytest.mark.slow
@@ -2617,17 +2622,17 @@ def test_a_round_of_64_participants_can_be_finalised_within_the_block_gas_limit(
     devices = [new_wallet() for _ in range(n)]
     for device in devices:
         fs.chain.fund(device.address, ETHER)
-        fs.register_device(device, device)
+        fs.devices.register_device(device, device)
     # The most verifiers a task may ask for (16 per update), each column of scores
     # in descending order: the median's insertion sort does its most work.
     task_id = publish_task(fs, actors, rounds=1, min_participants=2, max_participants=n,
                            verifiers_per_update=16)
     for device in devices:
-        fs.join(device, task_id)
+        fs.tasks.join(device, task_id)
     round_ = open_round(fs, actors, task_id)
     commit_updates(fs, task_id, round_, devices)
     rows = {d: [10_000 - i * 100 - t for t in range(16)] for i, d in enumerate(devices)}
     commit_scores(fs, task_id, round_, rows)
     reveal_scores(fs, task_id, round_, rows)
-    outcome = fs.finalize_round(actors.stranger, task_id, round_)
+    outcome = fs.tasks.finalize_round(actors.stranger, task_id, round_)
     assert outcome.gas_used <= fs.chain.w3.eth.get_block("latest")["gasLimit"]

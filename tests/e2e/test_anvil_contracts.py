@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from offchain.chain.accounts import new_wallet
-from offchain.chain.contracts import deploy, score_commitment
+from offchain.chain.contracts import deploy
 from offchain.chain.node import Chain
-from offchain.chain.types import RoundStage
 from offchain.errors import TransactionReverted
-from tests.conftest import ETHER, task_params
+from offchain.protocol.commitments import score_commitment
+from offchain.protocol.terms import ETHER
+from offchain.protocol.types import RoundStage
+from tests.conftest import task_params
 
 pytestmark = pytest.mark.anvil
 
@@ -23,27 +25,27 @@ def world(anvil_url):
     deployer, owner, requester, aggregator, *devices = wallets
     fs = deploy(chain, deployer)
     for device in devices:
-        fs.register_device(owner, device)
+        fs.devices.register_device(owner, device)
     return chain, fs, requester, aggregator, devices
 
 
 def _open_task(world, **overrides):
     chain, fs, requester, aggregator, devices = world
-    task_id, _ = fs.publish_task(requester, task_params(max_participants=3, **overrides),
-                                 aggregator.address)
+    task_id, _ = fs.tasks.publish(requester, task_params(max_participants=3, **overrides),
+                                  aggregator.address)
     for device in devices:
-        fs.join(device, task_id)
-    fs.open_round(aggregator, task_id, b"\x11" * 32)
+        fs.tasks.join(device, task_id)
+    fs.tasks.open_round(aggregator, task_id, b"\x11" * 32)
     return task_id
 
 
 def test_a_late_commit_reverts_with_CommitTooLate_on_anvil(world):
     chain, fs, _, _, devices = world
     task_id = _open_task(world)
-    deadline = fs.round_info(task_id, 0).commit_deadline
+    deadline = fs.tasks.round_info(task_id, 0).commit_deadline
     chain.advance_time(601)
     with pytest.raises(TransactionReverted) as caught:
-        fs.commit_update(devices[0], task_id, 0, b"\x01" * 32, 1)
+        fs.tasks.commit_update(devices[0], task_id, 0, b"\x01" * 32, 1)
     assert caught.value.error_name == "TaskRegistryCommitTooLate"
     args = caught.value.error_args
     assert (args["taskId"], args["round"], args["deadline"]) == (task_id, 0, deadline)
@@ -55,20 +57,22 @@ def test_a_round_settles_and_a_wrong_reveal_is_refused_on_anvil(world):
     task_id = _open_task(world)
     held_before = chain.balance(fs.deployment.task_registry)
     for i, device in enumerate(devices):
-        fs.commit_update(device, task_id, 0, bytes([i + 1]) * 32, 1_000_000)
+        fs.tasks.commit_update(device, task_id, 0, bytes([i + 1]) * 32, 1_000_000)
     salts = {d.address: bytes([9 + i]) * 32 for i, d in enumerate(devices)}
     scores = {d.address: [8000 + 100 * i, 7000] for i, d in enumerate(devices)}
     for device in devices:
-        fs.commit_scores(device, task_id, 0, score_commitment(
+        fs.tasks.commit_scores(device, task_id, 0, score_commitment(
             task_id, 0, scores[device.address], salts[device.address], device.address))
     with pytest.raises(TransactionReverted) as caught:
-        fs.reveal_scores(devices[0], task_id, 0, scores[devices[0].address], b"\x00" * 32)
+        fs.tasks.reveal_scores(devices[0], task_id, 0, scores[devices[0].address],
+                               b"\x00" * 32)
     assert caught.value.error_name == "TaskRegistryRevealMismatch"
     for device in devices:
-        fs.reveal_scores(device, task_id, 0, scores[device.address], salts[device.address])
-    outcome = fs.finalize_round(requester, task_id, 0)
+        fs.tasks.reveal_scores(device, task_id, 0, scores[device.address],
+                               salts[device.address])
+    outcome = fs.tasks.finalize_round(requester, task_id, 0)
     assert sum(outcome.rewards.values()) == ETHER
-    assert fs.round_info(task_id, 0).stage is RoundStage.FINALIZED
+    assert fs.tasks.round_info(task_id, 0).stage is RoundStage.FINALIZED
     assert chain.balance(fs.deployment.task_registry) == held_before - ETHER
-    assert chain.balance(fs.deployment.task_registry) == fs.total_held()
-    assert chain.balance(fs.deployment.reward_vault) == fs.total_owed()
+    assert chain.balance(fs.deployment.task_registry) == fs.tasks.total_held()
+    assert chain.balance(fs.deployment.reward_vault) == fs.vault.total_owed()

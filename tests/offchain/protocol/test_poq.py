@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.errors import LearningError
-from offchain.learning import poq
+from offchain.errors import ProtocolError
+from offchain.protocol import poq
+from offchain.protocol.terms import ETHER, MAX_SCORE
 
 
 @given(n=st.integers(2, 64), k=st.integers(0, 20), offset=st.integers(0, 2**32 - 1))
@@ -43,9 +44,9 @@ def test_settle_takes_medians_ranks_and_applies_the_quality_gap():
     assert settled.accepted_indices == [0, 1, 2]
     assert poq.settle(rows, k=0, offset=0, quality_gap=749).accepted_indices == [0, 1]
     assert poq.settle(rows, k=0, offset=0, min_quality=8000).accepted_indices == [0]
-    rewards = settled.rewards(10**18)
-    assert sum(rewards) == 10**18 and rewards[3] == 0
-    assert rewards[1] == 10**18 * 7500 // 22500
+    rewards = settled.rewards(ETHER)
+    assert sum(rewards) == ETHER and rewards[3] == 0
+    assert rewards[1] == ETHER * 7500 // 22500
 
 
 def test_silent_participants_are_not_ranked_and_their_scores_do_not_count():
@@ -56,7 +57,8 @@ def test_silent_participants_are_not_ranked_and_their_scores_do_not_count():
 
 
 def test_settle_rejects_rows_of_the_wrong_length_or_range():
-    with pytest.raises(LearningError, match="participant 1 revealed 1 scores, expected 2"):
+    with pytest.raises(ProtocolError, match="participant 1 revealed 1 scores, expected 2"):
         poq.settle([[1, 2], [3], [4, 5]], k=0, offset=0)
-    with pytest.raises(LearningError, match="score 10001 outside 0..10000"):
-        poq.settle([[1, 2], [3, 10_001], [4, 5]], k=0, offset=0)
+    bad = MAX_SCORE + 1
+    with pytest.raises(ProtocolError, match=f"score {bad} outside 0..{MAX_SCORE}"):
+        poq.settle([[1, 2], [3, bad], [4, 5]], k=0, offset=0)
