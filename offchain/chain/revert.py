@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector, to_bytes
 
+from offchain.chain.abi import abi_type
 from offchain.errors import TransactionReverted
 
 __all__ = ["RevertDecoder"]
@@ -21,14 +22,6 @@ _PANIC_CODES = {
     0x32: "array index out of bounds",
     0x41: "out of memory",
 }
-
-
-def _canonical_type(param: dict[str, Any]) -> str:
-    kind = param["type"]
-    if kind.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple'):]}"
-    return kind
 
 
 @dataclass(frozen=True)
@@ -48,7 +41,7 @@ class RevertDecoder:
             for item in abi:
                 if item.get("type") != "error":
                     continue
-                types = tuple(_canonical_type(p) for p in item["inputs"])
+                types = tuple(abi_type(p) for p in item["inputs"])
                 selector = function_signature_to_4byte_selector(
                     f"{item['name']}({','.join(types)})"
                 )
