@@ -291,8 +291,10 @@ def commit_updates(
 
 
 def _commits_closed(fs: Fedshare, info: RoundInfo) -> bool:
-    return (fs.chain.next_timestamp() > info.commit_deadline
-            or info.committed == info.participants)
+    return (
+        fs.chain.next_timestamp() > info.commit_deadline
+        or info.committed == info.participants
+    )
 
 
 def _verify_closed(fs: Fedshare, info: RoundInfo) -> bool:
@@ -326,7 +328,9 @@ def reveal_scores(
     if rows and not _verify_closed(fs, info):
         fs.chain.advance_past(info.verify_deadline)
     for device, scores in rows.items():
-        fs.tasks.reveal_scores(device, task_id, round_, list(scores), salt_of(round_, device))
+        fs.tasks.reveal_scores(
+            device, task_id, round_, list(scores), salt_of(round_, device)
+        )
 
 
 def score_round(
@@ -643,8 +647,9 @@ class ContractWallet:
         self.address = str(receipt.raw["contractAddress"])
         self.contract = fs.chain.w3.eth.contract(address=self.address, abi=_WALLET_ABI)
 
-    def call(self, target: ContractClient, function: str, *args: Any,
-             value: int = 0) -> Receipt:
+    def call(
+        self, target: ContractClient, function: str, *args: Any, value: int = 0
+    ) -> Receipt:
         """Calls `function` of the contract behind the client `target` from this
         contract."""
         data = target.contract.encode_abi(function, list(args))

@@ -23,7 +23,7 @@ from offchain.chain.contracts import CREDITOR_ROLE, VERSIONER_ROLE, Fedshare
 from offchain.chain.node import Chain, Receipt
 from offchain.errors import TransactionReverted
 from offchain.protocol.commitments import score_commitment
-from offchain.protocol.terms import ETHER, NO_HASH
+from offchain.protocol.terms import ETHER, MAX_SCORE, NO_HASH
 from offchain.protocol.types import MemberStatus, RoundStage, TaskStatus
 from tests.conftest import task_params
 
@@ -111,7 +111,7 @@ def scores_for(fs: Fedshare, task_id: int, round_: int, device: Wallet) -> list[
     """Distinct scores, one per assigned update."""
     size = fs.tasks.round_info(task_id, round_).assignment_size
     base = 5_000 + 100 * (int(device.address, 16) % 40)
-    return [min(10_000, base + 10 * t) for t in range(size)]
+    return [min(MAX_SCORE, base + 10 * t) for t in range(size)]
 
 
 def start_round(fs: Fedshare, w: World, devices: tuple[Wallet, ...] | None = None,
@@ -140,8 +140,8 @@ def score_all(fs: Fedshare, task_id: int, devices, round_: int = 0) -> None:
 
 def reveal_all(fs: Fedshare, task_id: int, devices, round_: int = 0) -> None:
     for device in devices:
-        fs.tasks.reveal_scores(device, task_id, round_,
-                               scores_for(fs, task_id, round_, device), salt(device, round_))
+        scores = scores_for(fs, task_id, round_, device)
+        fs.tasks.reveal_scores(device, task_id, round_, scores, salt(device, round_))
 
 
 def play_round(fs: Fedshare, w: World, devices: tuple[Wallet, ...] | None = None,

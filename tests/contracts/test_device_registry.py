@@ -8,7 +8,7 @@ from eth_abi import encode as abi_encode
 from web3 import Web3
 
 from offchain.chain.accounts import new_wallet, recover_signer
-from offchain.protocol.terms import ZERO_ADDRESS
+from offchain.protocol.terms import ETHER, ZERO_ADDRESS
 from offchain.protocol.types import DeviceInfo, DeviceStatus
 from tests.contracts.helpers import reverts_with
 
@@ -171,7 +171,7 @@ def test_malformed_consent_reverts_with_DeviceRegistryInvalidConsent_from_zero(
 
 def test_a_device_may_register_itself(fs, actors):
     device = new_wallet()
-    fs.chain.fund(device.address, 10**18)
+    fs.chain.fund(device.address, ETHER)
     fs.devices.register_device(device, device)
     assert fs.devices.owner_of(device.address) == device.address
 
@@ -291,10 +291,9 @@ def test_failed_registration_does_not_use_the_nonce(fs, actors):
     digest = fs.devices.consent_digest(
         actors.owner.address, device.address, device.public_key
     )
+    consent = impostor.sign_digest(digest)
     with reverts_with("DeviceRegistryInvalidConsent", device.address, impostor.address):
-        fs.devices.register(
-            actors.owner, device.address, device.public_key, impostor.sign_digest(digest)
-        )
+        fs.devices.register(actors.owner, device.address, device.public_key, consent)
     assert fs.devices.nonce_of(device.address) == 0
     fs.devices.register(
         actors.owner, device.address, device.public_key, device.sign_digest(digest)
@@ -373,7 +372,8 @@ def test_replaying_a_rotation_consent_reverts_with_InvalidConsent(
     digest = fs.devices.consent_digest(actors.owner.address, device.address, NEW_KEY)
     consent = device.sign_digest(digest)
     rotate_raw(fs, actors.owner, device.address, NEW_KEY, consent)
-    fs.devices.rotate_key(actors.owner, device, device.public_key)  # back to the old key
+    # Back to the old key.
+    fs.devices.rotate_key(actors.owner, device, device.public_key)
     # The owner replays the old signature to force NEW_KEY again.
     fresh = fs.devices.consent_digest(actors.owner.address, device.address, NEW_KEY)
     assert fresh != digest

@@ -27,8 +27,8 @@ def test_one_round_settles_rewards_and_records_the_model(fs, actors):
         targets = fs.tasks.assignment(task_id, 0, device.address)
         assert sorted(targets) == sorted(a for a in order if a != device.address)
         scores = [table[i][order.index(t)] for t in targets]
-        fs.tasks.commit_scores(device, task_id, 0,
-                               score_commitment(task_id, 0, scores, salts[i], device.address))
+        commitment = score_commitment(task_id, 0, scores, salts[i], device.address)
+        fs.tasks.commit_scores(device, task_id, 0, commitment)
         revealed.append(scores)
     for i, device in enumerate(devices):
         fs.tasks.reveal_scores(device, task_id, 0, revealed[i], salts[i])

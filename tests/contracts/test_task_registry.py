@@ -254,7 +254,9 @@ def test_publish_task_accepts_participant_bounds_within_limits(
 def test_publish_task_with_too_many_verifiers_per_update_reverts_with_TooManyVerifiers(
     fs, actors, maximum, verifiers
 ):
-    with reverts_with("TaskRegistryTooManyVerifiers", verifiers, maximum, MAX_VERIFIERS):
+    with reverts_with(
+        "TaskRegistryTooManyVerifiers", verifiers, maximum, MAX_VERIFIERS
+    ):
         publish_task(fs, actors, min_participants=2, max_participants=maximum,
                      verifiers_per_update=verifiers)
 
@@ -386,7 +388,8 @@ def test_unrestricted_task_allows_anyone(fs, actors):
 def test_allow_list_of_256_entries_is_accepted(fs, actors):
     listed = [Web3.to_checksum_address((0x1000 + i).to_bytes(20, "big")) for i in range(255)]
     task_id = publish_task(fs, actors, allow_list=listed + [actors.devices[5].address])
-    assert fs.tasks.is_allowed(task_id, listed[0]) and fs.tasks.is_allowed(task_id, listed[-1])
+    assert fs.tasks.is_allowed(task_id, listed[0])
+    assert fs.tasks.is_allowed(task_id, listed[-1])
     fs.tasks.join(actors.devices[5], task_id)
     assert fs.tasks.participants(task_id) == [actors.devices[5].address]
 
@@ -412,7 +415,8 @@ def test_listed_device_joins_and_unlisted_device_reverts_with_NotAllowed(fs, act
 def test_listing_an_owner_allows_all_its_devices(fs, actors):
     d = actors.devices
     task_id = publish_task(fs, actors, allow_list=[actors.owner.address])
-    assert [fs.tasks.is_allowed(task_id, x.address) for x in d] == [True] * 4 + [False] * 2
+    allowed = [fs.tasks.is_allowed(task_id, x.address) for x in d]
+    assert allowed == [True] * 4 + [False] * 2
     for device in d[:4]:
         fs.tasks.join(device, task_id)
     with reverts_with("TaskRegistryNotAllowed", task_id, d[4].address):
@@ -482,7 +486,9 @@ def _calls(fs, actors, task_id):
         "submitAggregate": lambda: fs.tasks.submit_aggregate(
             actors.aggregator, task_id, 0, h(2)
         ),
-        "publishModel": lambda: fs.tasks.publish_model(actors.requester, task_id, 0, h(3)),
+        "publishModel": lambda: fs.tasks.publish_model(
+            actors.requester, task_id, 0, h(3)
+        ),
         "cancelTask": lambda: fs.tasks.cancel(actors.requester, task_id),
     }
 
@@ -514,7 +520,9 @@ def test_calls_on_unknown_task_revert_with_UnknownTask(fs, actors, function):
 
 def test_requester_sets_and_replaces_the_aggregator(fs, actors):
     task_id = publish_task(fs, actors, with_aggregator=False)
-    receipt = fs.tasks.set_aggregator(actors.requester, task_id, actors.stranger.address)
+    receipt = fs.tasks.set_aggregator(
+        actors.requester, task_id, actors.stranger.address
+    )
     assert fs.tasks.state(task_id).aggregator == actors.stranger.address
     (event,) = fs.tasks.receipt_events("AggregatorSet", receipt)
     assert (event.args.taskId, event.args.aggregator) == (
@@ -1112,7 +1120,8 @@ class TestCommitScores:
         fs.tasks.commit_scores(devices[0], task_id, 0, h(11))
         with reverts_with("TaskRegistryAlreadyScored", task_id, 0, devices[0].address):
             fs.tasks.commit_scores(devices[0], task_id, 0, h(12))
-        assert fs.tasks.submission(task_id, 0, devices[0].address).score_commitment == h(11)
+        submission = fs.tasks.submission(task_id, 0, devices[0].address)
+        assert submission.score_commitment == h(11)
 
     def test_zero_commitment_reverts_with_ZeroHash(self, fs, actors, all_committed):
         task_id, devices = all_committed
@@ -1168,7 +1177,9 @@ class TestRevealScores:
         # Everyone committed to scores: the reveal phase opened before the verify deadline.
         assert fs.chain.now() < info.verify_deadline
         device = devices[0]
-        receipt = fs.tasks.reveal_scores(device, task_id, 0, rows[device], salt_of(0, device))
+        receipt = fs.tasks.reveal_scores(
+            device, task_id, 0, rows[device], salt_of(0, device)
+        )
         sub = fs.tasks.submission(task_id, 0, device.address)
         assert (sub.revealed, sub.quality, sub.accepted) == (True, 0, False)
         assert fs.tasks.round_info(task_id, 0).revealed == 1
@@ -1207,7 +1218,9 @@ class TestRevealScores:
             info.verify_deadline,
             at_most(info.verify_deadline),
         ):
-            fs.tasks.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(
+                devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0])
+            )
 
     def test_reveal_phase_opens_at_the_verify_deadline_when_someone_did_not_commit_scores(
         self, fs, actors, all_committed
@@ -1215,7 +1228,9 @@ class TestRevealScores:
         task_id, devices = all_committed
         commit_scores_of(fs, devices[0], task_id, 0, [7000, 7000])
         fs.chain.advance_past(fs.tasks.round_info(task_id, 0).verify_deadline)
-        fs.tasks.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
+        fs.tasks.reveal_scores(
+            devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0])
+        )
         assert fs.tasks.round_info(task_id, 0).revealed == 1
 
     def test_reveal_just_before_the_reveal_deadline_succeeds(
@@ -1242,7 +1257,9 @@ class TestRevealScores:
             info.reveal_deadline,
             gt(info.reveal_deadline),
         ):
-            fs.tasks.reveal_scores(devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(
+                devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0])
+            )
 
     @pytest.mark.parametrize("committed_update", [True, False])
     def test_reveal_without_a_score_commitment_reverts_with_NoScoreCommitment(
@@ -1256,7 +1273,9 @@ class TestRevealScores:
         with reverts_with(
             "TaskRegistryNoScoreCommitment", task_id, 0, devices[2].address
         ):
-            fs.tasks.reveal_scores(devices[2], task_id, 0, [7000, 7000], salt_of(0, devices[2]))
+            fs.tasks.reveal_scores(
+                devices[2], task_id, 0, [7000, 7000], salt_of(0, devices[2])
+            )
 
     def test_reveal_twice_reverts_with_AlreadyRevealed(
         self, fs, actors, all_score_committed
@@ -1382,7 +1401,9 @@ class TestRevealScores:
         task_id, devices, rows = all_score_committed
         fs.devices.revoke(actors.owner, devices[0].address)
         with reverts_with("TaskRegistryDeviceNotActive", devices[0].address):
-            fs.tasks.reveal_scores(devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(
+                devices[0], task_id, 0, rows[devices[0]], salt_of(0, devices[0])
+            )
 
     def test_reveal_after_finalisation_reverts_with_WrongStage(
         self, fs, actors, round_finalized
@@ -1391,7 +1412,9 @@ class TestRevealScores:
         with reverts_with(
             "TaskRegistryWrongStage", task_id, 0, RoundStage.FINALIZED, RoundStage.OPEN
         ):
-            fs.tasks.reveal_scores(devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0]))
+            fs.tasks.reveal_scores(
+                devices[0], task_id, 0, [7000, 7000], salt_of(0, devices[0])
+            )
 
 
 # ================================================================ finalizeRound: timing
@@ -1833,7 +1856,8 @@ def test_assignment_gives_every_update_exactly_k_distinct_verifiers(
 def test_assignment_views_are_empty_outside_an_open_round_and_for_outsiders(fs, actors):
     task_id, devices = setup_task(fs, actors, 3)
     d0 = devices[0].address
-    assert fs.tasks.assignment(task_id, 0, d0) == [] and fs.tasks.verifiers(task_id, 0, d0) == []
+    assert fs.tasks.assignment(task_id, 0, d0) == []
+    assert fs.tasks.verifiers(task_id, 0, d0) == []
     open_round(fs, actors, task_id)
     assert len(fs.tasks.assignment(task_id, 0, d0)) == 2
     for outsider in (actors.stranger.address, actors.devices[5].address):
@@ -1842,7 +1866,8 @@ def test_assignment_views_are_empty_outside_an_open_round_and_for_outsiders(fs, 
     assert fs.tasks.assignment(task_id, 1, d0) == []  # not opened
     assert fs.tasks.assignment(99, 0, d0) == []
     finalize(fs, actors, task_id, 0)
-    assert fs.tasks.assignment(task_id, 0, d0) == [] and fs.tasks.verifiers(task_id, 0, d0) == []
+    assert fs.tasks.assignment(task_id, 0, d0) == []
+    assert fs.tasks.verifiers(task_id, 0, d0) == []
 
 
 def test_the_assignment_changes_with_the_round(fs, actors):
@@ -1938,7 +1963,10 @@ def test_worst_is_replaced_by_the_earliest_waiting_device(fs, actors):
     worst = devices[3].address
     assert outcome.eliminated == worst == fs.tasks.round_info(task_id, 0).eliminated
     assert outcome.rewards[worst] == 0
-    assert fs.tasks.participants(task_id) == addresses(devices[:3]) + [first_waiting.address]
+    assert fs.tasks.participants(task_id) == [
+        *addresses(devices[:3]),
+        first_waiting.address,
+    ]
     assert fs.tasks.waiting(task_id) == [second_waiting.address]
     assert fs.tasks.member_status(task_id, worst) is MemberStatus.ELIMINATED
     assert fs.tasks.member_status(task_id, first_waiting.address) is MemberStatus.ACTIVE
@@ -2057,7 +2085,10 @@ class TestRevokedParticipants:
         # Both revealers got 7000: the last, devices[2], is the worst. It is handled
         # first and takes the waiting device; the revoked one then leaves its slot empty.
         assert outcome.eliminated == devices[2].address
-        assert fs.tasks.participants(task_id) == [devices[0].address, actors.devices[3].address]
+        assert fs.tasks.participants(task_id) == [
+            devices[0].address,
+            actors.devices[3].address,
+        ]
 
     def test_revoked_after_revealing_is_ranked_and_paid_and_stays_for_now(
         self, fs, actors

@@ -31,8 +31,8 @@ def world(anvil_url):
 
 def _open_task(world, **overrides):
     chain, fs, requester, aggregator, devices = world
-    task_id, _ = fs.tasks.publish(requester, task_params(max_participants=3, **overrides),
-                                  aggregator.address)
+    params = task_params(max_participants=3, **overrides)
+    task_id, _ = fs.tasks.publish(requester, params, aggregator.address)
     for device in devices:
         fs.tasks.join(device, task_id)
     fs.tasks.open_round(aggregator, task_id, b"\x11" * 32)
