@@ -1,9 +1,10 @@
 """Compile the Solidity sources with the npm solc (solc-js) through py-solc-x.
 
 Artifacts are cached under ``build/contracts`` and rebuilt when a source, the
-compiler version or the settings change. A contract that calls an external
-library holds solc's ``__$<34 hex>$__`` placeholders in its bytecode until
-:meth:`Artifact.linked` writes the library's address into them.
+compiler version or the settings change. ``TaskRegistry`` calls the external
+library ``TaskSettlement``: its bytecode holds solc's ``__$<34 hex>$__``
+placeholders until :meth:`Artifact.linked` writes the library's address into
+them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ __all__ = [
 
 CONTRACT_NAMES = ("DeviceRegistry", "RewardVault", "ModelRegistry", "TaskRegistry")
 """The contracts a deployment holds and clients call; their ABIs are exported."""
-LIBRARY_NAMES: tuple[str, ...] = ()
+LIBRARY_NAMES = ("TaskSettlement",)
 """External libraries, deployed before the contracts that link them."""
 EIP170_LIMIT = 24_576
 """Largest deployed (runtime) code a contract may have (EIP-170), in bytes."""

@@ -78,16 +78,19 @@ def _deploy_one(chain: Chain, wallet: Wallet, artifact: Artifact, *args: Any) ->
 
 
 def deploy(chain: Chain, deployer: Wallet) -> "Fedshare":
-    """Deploys DeviceRegistry, RewardVault, ModelRegistry and TaskRegistry, and lets the
-    task registry credit the vault and register model versions. Returns clients bound to
-    the new deployment."""
+    """Deploys the TaskSettlement library, then DeviceRegistry, RewardVault,
+    ModelRegistry and TaskRegistry (linked to the library), and lets the task registry
+    credit the vault and register model versions. Returns clients bound to the new
+    deployment. Raises ChainError when a deployment fails."""
     artifacts = compile_contracts()
     _use_abis(chain, artifacts)
+    settlement = _deploy_one(chain, deployer, artifacts["TaskSettlement"])
     registry = _deploy_one(chain, deployer, artifacts["DeviceRegistry"])
     vault = _deploy_one(chain, deployer, artifacts["RewardVault"], deployer.address,
                         registry)
     models = _deploy_one(chain, deployer, artifacts["ModelRegistry"], deployer.address)
-    tasks = _deploy_one(chain, deployer, artifacts["TaskRegistry"], registry, vault, models)
+    task_registry = artifacts["TaskRegistry"].linked({"TaskSettlement": settlement})
+    tasks = _deploy_one(chain, deployer, task_registry, registry, vault, models)
     system = Fedshare(chain, Deployment(chain.chain_id, registry, vault, models, tasks),
                       artifacts)
     chain.transact(deployer, system.vault.functions.grantRole(CREDITOR_ROLE, tasks))

@@ -69,7 +69,7 @@ ETHER = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_SCORE = 10_000
 MAX_TASKS = 3
-MAX_PARTICIPANTS = 64  # TaskSettlement.MAX_PARTICIPANTS
+MAX_PARTICIPANTS = 64  # TaskRegistry.MAX_PARTICIPANTS (TaskSettlement's)
 MAX_REVOCATIONS = 2
 LIVE = (TaskStatus.OPEN, TaskStatus.RUNNING)
 
@@ -508,7 +508,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         STATS[f"round opened (n={len(t.active)}, k={p.verifiers_per_update})"] += 1
 
     def _pop_waiting(self, waiting: list[str], members: dict[str, MemberStatus]) -> str | None:
-        """TaskSettlement._popWaiting: the earliest waiting device that is still active,
+        """TaskSettlement.popWaiting: the earliest waiting device that is still active,
         now Active; revoked ones are dropped (Eliminated) on the way; at most
         MAX_PARTICIPANTS entries looked at. None when there is none."""
         looked_at = 0
