@@ -73,9 +73,7 @@ contract TaskRegistry is ITaskRegistry, ReentrancyGuard {
         // The registry numbers versions 1, 2, 3...: the id is known before the call, so every
         // state change happens before it.
         t.modelVersion = _models.versionCount() + 1;
-        emit TaskPublished(
-            taskId, msg.sender, p.category, p.modelHash, p.paillierKeyHash, p.rounds, p.rewardPerRound, escrow
-        );
+        emit TaskPublished(taskId, msg.sender, aggregator, escrow, p, allowList);
         if (aggregator != address(0)) _setAggregator(taskId, aggregator);
         uint256 registered = _models.registerVersion(p.modelHash, "", 0, taskId, 0, bytes32(0));
         // slither-disable-next-line incorrect-equality
@@ -172,7 +170,17 @@ contract TaskRegistry is ITaskRegistry, ReentrancyGuard {
         t.roundsOpened = round + 1;
         t.status = TaskStatus.Running;
         t.lastProgressAt = uint64(block.timestamp);
-        emit RoundOpened(taskId, round, globalModelHash, r.commitDeadline, r.verifyDeadline, r.revealDeadline, members);
+        emit RoundOpened(
+            taskId,
+            round,
+            globalModelHash,
+            r.commitDeadline,
+            r.verifyDeadline,
+            r.revealDeadline,
+            r.assignmentSize,
+            r.assignmentOffset,
+            members
+        );
     }
 
     /// @inheritdoc ITaskRegistry

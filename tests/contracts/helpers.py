@@ -14,6 +14,7 @@ entries of a row are never used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from offchain.chain.contracts import (
     score_commitment,
 )
 from offchain.chain.node import Receipt
-from offchain.chain.types import RoundInfo, RoundOutcome, RoundStage
+from offchain.chain.types import RoundInfo, RoundOutcome, RoundStage, TaskParams
 from offchain.errors import TransactionReverted
 from offchain.learning import poq
 from tests.conftest import ETHER, task_params
@@ -66,6 +67,7 @@ __all__ = [
     "h",
     "join_task",
     "open_round",
+    "params_from_event",
     "play_round",
     "publish_task",
     "register_devices",
@@ -125,6 +127,17 @@ def events(contract, name: str, receipt: Receipt) -> list[Any]:
     return list(
         getattr(contract.events, name)().process_receipt(receipt.raw, errors=DISCARD)
     )
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def params_from_event(params: Mapping[str, Any]) -> TaskParams:
+    """The :class:`TaskParams` of a ``TaskPublished`` event's ``params`` tuple, field by
+    field by name (camelCase in the ABI, snake_case in Python): a field missing on
+    either side raises TypeError."""
+    return TaskParams(**{_snake(name): value for name, value in params.items()})
 
 
 # ---------------------------------------------------------------- revert expectations

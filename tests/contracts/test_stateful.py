@@ -64,6 +64,7 @@ from offchain.chain.node import Chain, Receipt
 from offchain.chain.types import MemberStatus, RoundStage, TaskParams, TaskStatus
 from offchain.errors import TransactionReverted
 from offchain.learning import poq
+from tests.contracts.helpers import params_from_event
 
 ETHER = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -441,6 +442,11 @@ class ProtocolMachine(RuleBasedStateMachine):
             receipt.raw, errors=DISCARD)
         tid = int(event["args"]["taskId"])
         assert tid == len(self.tasks) + 1
+        # The event alone rebuilds the task.
+        assert params_from_event(event["args"]["params"]) == params
+        assert tuple(event["args"]["allowList"]) == allow
+        assert event["args"]["aggregator"] == (aggregator or ZERO_ADDRESS)
+        assert event["args"]["escrow"] == params.escrow
         version = self._append_version(params.model_hash, 0, tid, 0, "")
         self.paid_in += params.escrow
         self.tasks[tid] = TaskModel(
@@ -502,6 +508,10 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert (info[0], info[1], info[2], info[3], info[4], info[9]) == (
             RoundStage.OPEN, round_.commit_deadline, round_.verify_deadline,
             round_.reveal_deadline, len(t.active), round_.size)
+        args = event["args"]
+        assert (args["commitDeadline"], args["verifyDeadline"], args["revealDeadline"],
+                args["assignmentSize"], args["assignmentOffset"]) == (
+            info[1], info[2], info[3], info[9], info[10])
         t.rounds.append(round_)
         t.status = TaskStatus.RUNNING
         t.last_progress = at
