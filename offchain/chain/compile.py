@@ -4,7 +4,9 @@ Artifacts are cached under ``build/contracts`` and rebuilt when a source, the
 compiler version or the settings change. ``TaskRegistry`` calls the external
 library ``TaskSettlement``: its bytecode holds solc's ``__$<34 hex>$__``
 placeholders until :meth:`Artifact.linked` writes the library's address into
-them.
+them. The ABIs of the deployed contracts are also kept, as plain JSON, in
+``offchain/chain/abi/`` (package data), so that other clients need nothing else;
+:func:`export_abis` rewrites them (``fedshare compile``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +27,19 @@ from offchain.errors import ChainError
 from offchain.paths import build_dir, contracts_dir, project_root
 
 __all__ = [
+    "ABI_DIR",
     "Artifact",
     "CONTRACT_NAMES",
     "EIP170_LIMIT",
     "LIBRARY_NAMES",
     "LinkReferences",
     "SOLC_SETTINGS",
+    "abi_json",
     "compile_contracts",
+    "export_abis",
     "library_placeholder",
     "link_bytecode",
+    "load_abi",
 ]
 
 CONTRACT_NAMES = ("DeviceRegistry", "RewardVault", "ModelRegistry", "TaskRegistry")
@@ -56,6 +63,8 @@ SOLC_SETTINGS: dict[str, Any] = {
         }
     },
 }
+ABI_DIR = Path(__file__).with_name("abi")
+"""Where the exported ABIs live in the source tree (shipped as package data)."""
 
 _CACHE_FORMAT = "2"  # bump when the cached artifact files change shape
 
@@ -248,3 +257,39 @@ def _load(path: Path) -> Artifact:
     return Artifact(path.stem, data["abi"], data["bytecode"], data["deployedBytecode"],
                     data["linkReferences"], data["deployedLinkReferences"])
 
+
+# ---------------------------------------------------------------- exported ABIs
+
+
+def abi_json(abi: list[dict[str, Any]]) -> str:
+    """The text of an exported ABI file: the ABI as solc gives it, indented, with a
+    final newline (stable, so a diff shows only real changes)."""
+    return json.dumps(abi, indent=2) + "\n"
+
+
+def export_abis(artifacts: Mapping[str, Artifact], directory: Path = ABI_DIR) -> list[Path]:
+    """Writes ``<Contract>.json`` (the bare ABI) for every contract of
+    ``CONTRACT_NAMES`` into `directory`; returns the files written.
+
+    Raises ChainError when `artifacts` lacks one of them.
+    """
+    missing = [name for name in CONTRACT_NAMES if name not in artifacts]
+    if missing:
+        raise ChainError(f"no artifacts for {missing}")
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in CONTRACT_NAMES:
+        path = directory / f"{name}.json"
+        path.write_text(abi_json(artifacts[name].abi))
+        written.append(path)
+    return written
+
+
+def load_abi(name: str) -> list[dict[str, Any]]:
+    """The exported ABI of contract `name` as shipped with the package (no compiler
+    needed). Raises ChainError for an unknown contract."""
+    if name not in CONTRACT_NAMES:
+        raise ChainError(f"no exported ABI for {name!r}; known: {', '.join(CONTRACT_NAMES)}")
+    text = resources.files("offchain.chain").joinpath("abi", f"{name}.json").read_text()
+    abi: list[dict[str, Any]] = json.loads(text)
+    return abi

@@ -1,17 +1,23 @@
 """The contracts compile with the npm solc, both through py-solc-x and Hardhat 2; the
-task registry is linked to the TaskSettlement library; every contract fits EIP-170."""
+task registry is linked to the TaskSettlement library; every contract fits EIP-170; the
+ABIs shipped with the package are the compiler's."""
 
 import json
 import os
 import subprocess
 
+from typer.testing import CliRunner
+
 from offchain.chain.compile import (
+    ABI_DIR,
     CONTRACT_NAMES,
     EIP170_LIMIT,
     LIBRARY_NAMES,
+    abi_json,
     compile_contracts,
     library_placeholder,
 )
+from offchain.cli import app
 from offchain.paths import project_root
 
 SOURCES = {
@@ -68,6 +74,25 @@ def test_the_deployed_task_registry_delegates_to_the_deployed_library(system):
     expected = bytes.fromhex(artifacts["TaskSettlement"].deployed_bytecode[2:])
     assert bytes(w3.eth.get_code(w3.to_checksum_address(library))) == (
         expected[:1] + library + expected[21:])
+
+
+def test_the_committed_abis_are_the_compilers():
+    """`fedshare compile` rewrites offchain/chain/abi/; run it when this fails."""
+    artifacts = compile_contracts()
+    assert sorted(p.name for p in ABI_DIR.glob("*.json")) == sorted(
+        f"{n}.json" for n in CONTRACT_NAMES)
+    for name in CONTRACT_NAMES:
+        assert (ABI_DIR / f"{name}.json").read_text() == abi_json(artifacts[name].abi), (
+            f"{name}.json is stale: run 'fedshare compile'")
+
+
+def test_fedshare_compile_writes_the_abis_and_prints_deployed_sizes(tmp_path):
+    result = CliRunner().invoke(app, ["compile", "--abi-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    size = compile_contracts()["TaskRegistry"].runtime_size
+    assert f"TaskRegistry: {size:,} bytes deployed (limit 24,576)" in result.output
+    for name in CONTRACT_NAMES:
+        assert (tmp_path / f"{name}.json").read_text() == (ABI_DIR / f"{name}.json").read_text()
 
 
 def test_hardhat_compiles_the_same_contracts_offline():

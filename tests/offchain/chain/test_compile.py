@@ -1,14 +1,20 @@
-"""Linking library addresses into bytecode, without a compiler."""
+"""Linking library addresses into bytecode, and the exported ABIs, without a compiler."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from eth_utils import keccak
 
 from offchain.chain.compile import (
+    CONTRACT_NAMES,
     Artifact,
+    abi_json,
+    export_abis,
     library_placeholder,
     link_bytecode,
+    load_abi,
 )
 from offchain.errors import ChainError
 
@@ -87,3 +93,28 @@ def test_artifact_links_both_bytecodes_and_names_its_libraries():
         "0x6080" + LINKED, "0x60" + LINKED + "00")
     assert linked.libraries == () and linked.runtime_size == 22
 
+
+def test_exported_abis_are_plain_json_one_file_per_contract(tmp_path):
+    abi = [{"type": "event", "name": "E", "inputs": [], "anonymous": False}]
+    artifacts = {name: Artifact(name, abi, "0x") for name in CONTRACT_NAMES}
+    written = export_abis(artifacts, tmp_path)
+    assert [p.name for p in written] == [f"{n}.json" for n in CONTRACT_NAMES]
+    for path in written:
+        assert path.read_text() == abi_json(abi)
+        assert json.loads(path.read_text()) == abi
+
+
+def test_exporting_without_every_contract_raises(tmp_path):
+    with pytest.raises(ChainError, match="no artifacts for"):
+        export_abis({"TaskRegistry": Artifact("TaskRegistry", [], "0x")}, tmp_path)
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_the_package_ships_each_contracts_abi(name):
+    abi = load_abi(name)
+    assert any(item["type"] == "function" for item in abi)
+
+
+def test_load_abi_of_an_unknown_contract_raises():
+    with pytest.raises(ChainError, match="no exported ABI for 'Nope'"):
+        load_abi("Nope")
