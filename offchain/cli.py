@@ -233,7 +233,12 @@ def compile(
 ) -> None:
     """Compile the contracts with the npm solc (cached under build/), print each one's
     deployed size, and write the contracts' ABIs (one JSON file each)."""
-    from offchain.chain.compile import ABI_DIR, EIP170_LIMIT, compile_contracts, export_abis
+    from offchain.chain.compile import (
+        ABI_DIR,
+        EIP170_LIMIT,
+        compile_contracts,
+        export_abis,
+    )
 
     try:
         artifacts = compile_contracts(force=force)

@@ -104,13 +104,15 @@ def link_bytecode(bytecode: str, link_references: LinkReferences,
             placeholder = library_placeholder(qualified)
             for where in ranges:
                 start, length = 2 * where["start"], 2 * where["length"]
-                if length != len(placeholder) or code[start:start + length] != placeholder:
+                found = code[start:start + length]
+                if length != len(placeholder) or found != placeholder:
                     raise ChainError(
                         f"no placeholder of {qualified} at byte {where['start']}")
                 code = code[:start] + address[-40:].lower() + code[start + length:]
     if "__$" in code:
-        where = code.index("__$") // 2
-        raise ChainError(f"bytecode still has an unlinked library placeholder at byte {where}")
+        offset = code.index("__$") // 2
+        raise ChainError(
+            f"bytecode still has an unlinked library placeholder at byte {offset}")
     return prefix + code
 
 
@@ -267,7 +269,8 @@ def abi_json(abi: list[dict[str, Any]]) -> str:
     return json.dumps(abi, indent=2) + "\n"
 
 
-def export_abis(artifacts: Mapping[str, Artifact], directory: Path = ABI_DIR) -> list[Path]:
+def export_abis(artifacts: Mapping[str, Artifact],
+                directory: Path = ABI_DIR) -> list[Path]:
     """Writes ``<Contract>.json`` (the bare ABI) for every contract of
     ``CONTRACT_NAMES`` into `directory`; returns the files written.
 
@@ -289,7 +292,8 @@ def load_abi(name: str) -> list[dict[str, Any]]:
     """The exported ABI of contract `name` as shipped with the package (no compiler
     needed). Raises ChainError for an unknown contract."""
     if name not in CONTRACT_NAMES:
-        raise ChainError(f"no exported ABI for {name!r}; known: {', '.join(CONTRACT_NAMES)}")
+        known = ", ".join(CONTRACT_NAMES)
+        raise ChainError(f"no exported ABI for {name!r}; known: {known}")
     text = resources.files("offchain.chain").joinpath("abi", f"{name}.json").read_text()
     abi: list[dict[str, Any]] = json.loads(text)
     return abi

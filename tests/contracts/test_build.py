@@ -32,7 +32,8 @@ SOURCES = {
 def test_compiled_artifacts_are_cached_and_rebuilt_on_request():
     first = compile_contracts()
     assert set(first) == set(CONTRACT_NAMES + LIBRARY_NAMES) == set(SOURCES)
-    assert all(a.bytecode.startswith("0x") and len(a.bytecode) > 100 for a in first.values())
+    assert all(a.bytecode.startswith("0x") and len(a.bytecode) > 100
+               for a in first.values())
     assert all(a.deployed_bytecode.startswith("0x") for a in first.values())
     assert compile_contracts() == first
     rebuilt = compile_contracts(force=True)
@@ -46,7 +47,7 @@ def test_every_contract_fits_the_eip170_limit():
     assert all(0 < size <= EIP170_LIMIT for size in sizes.values()), sizes
 
 
-def test_only_the_task_registry_needs_a_library_and_both_bytecodes_hold_its_placeholder():
+def test_only_the_task_registry_needs_a_library_and_its_bytecodes_hold_its_placeholder():
     artifacts = compile_contracts()
     assert {n: a.libraries for n, a in artifacts.items() if a.libraries} == {
         "TaskRegistry": ("TaskSettlement",)}
@@ -82,7 +83,8 @@ def test_the_committed_abis_are_the_compilers():
     assert sorted(p.name for p in ABI_DIR.glob("*.json")) == sorted(
         f"{n}.json" for n in CONTRACT_NAMES)
     for name in CONTRACT_NAMES:
-        assert (ABI_DIR / f"{name}.json").read_text() == abi_json(artifacts[name].abi), (
+        committed = (ABI_DIR / f"{name}.json").read_text()
+        assert committed == abi_json(artifacts[name].abi), (
             f"{name}.json is stale: run 'fedshare compile'")
 
 
@@ -92,7 +94,8 @@ def test_fedshare_compile_writes_the_abis_and_prints_deployed_sizes(tmp_path):
     size = compile_contracts()["TaskRegistry"].runtime_size
     assert f"TaskRegistry: {size:,} bytes deployed (limit 24,576)" in result.output
     for name in CONTRACT_NAMES:
-        assert (tmp_path / f"{name}.json").read_text() == (ABI_DIR / f"{name}.json").read_text()
+        written = (tmp_path / f"{name}.json").read_text()
+        assert written == (ABI_DIR / f"{name}.json").read_text()
 
 
 def test_hardhat_compiles_the_same_contracts_offline():
@@ -105,4 +108,5 @@ def test_hardhat_compiles_the_same_contracts_offline():
         path = root / "artifacts" / source / f"{name}.json"
         hardhat = json.loads(path.read_text())
         assert hardhat["abi"] == artifacts[name].abi
-        assert hardhat["deployedLinkReferences"] == artifacts[name].deployed_link_references
+        linked = artifacts[name].deployed_link_references
+        assert hardhat["deployedLinkReferences"] == linked

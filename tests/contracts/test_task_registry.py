@@ -201,7 +201,8 @@ def test_task_published_event_carries_every_parameter_and_the_allow_list(fs, act
     set to a value of its own, none left at a default), the aggregator and the
     allow-list equal what the views return."""
     params = task_params(
-        category=b"every-field".ljust(32, b"\0"), model_hash=h(1), paillier_key_hash=h(2),
+        category=b"every-field".ljust(32, b"\0"), model_hash=h(1),
+        paillier_key_hash=h(2),
         rounds=4, train_duration=601, verify_duration=302, reveal_duration=303,
         grace_period=904, epsilon_budget=12_345_678, reward_per_round=3 * ETHER + 7,
         min_participants=4, max_participants=6, min_quality=1_234, quality_gap=2_500,
@@ -210,8 +211,8 @@ def test_task_published_event_carries_every_parameter_and_the_allow_list(fs, act
     assert all(getattr(params, f) != getattr(defaults, f) for f in vars(params)), (
         "every field must differ from the default to show it round-trips")
     allow = [actors.owner.address, actors.devices[4].address, actors.stranger.address]
-    task_id, receipt = fs.publish_task(actors.requester, params, actors.aggregator.address,
-                                       allow)
+    task_id, receipt = fs.publish_task(
+        actors.requester, params, actors.aggregator.address, allow)
 
     (event,) = events(fs.tasks, "TaskPublished", receipt)
     assert params_from_event(event.args.params) == params == fs.task_params(task_id)
@@ -227,7 +228,8 @@ def test_task_published_event_carries_every_parameter_and_the_allow_list(fs, act
 TASK_PUBLISHED = (
     "TaskPublished(uint256,address,address,uint256,(bytes32,bytes32,bytes32,uint64,uint64,"
     "uint64,uint64,uint64,uint64,uint128,uint16,uint16,uint16,uint16,uint16),address[])")
-ROUND_OPENED = "RoundOpened(uint256,uint64,bytes32,uint64,uint64,uint64,uint16,uint32,address[])"
+ROUND_OPENED = (
+    "RoundOpened(uint256,uint64,bytes32,uint64,uint64,uint64,uint16,uint32,address[])")
 
 
 @pytest.mark.parametrize("signature", [TASK_PUBLISHED, ROUND_OPENED])
@@ -771,10 +773,12 @@ def test_round_opened_event_gives_every_verifier_its_assignment(fs, actors, n, k
 def test_round_opened_event_of_a_later_round_has_that_rounds_assignment(fs, actors):
     task_id, _ = setup_task(fs, actors, 4, max_participants=4, verifiers_per_update=2)
     play_round(fs, actors, task_id, close=True)
-    receipt = fs.open_round(actors.aggregator, task_id, fs.task_state(task_id).current_model)
+    model = fs.task_state(task_id).current_model
+    receipt = fs.open_round(actors.aggregator, task_id, model)
     (event,) = events(fs.tasks, "RoundOpened", receipt)
     info = fs.round_info(task_id, 1)
-    assert (event.args.round, event.args.assignmentSize, event.args.assignmentOffset) == (
+    args = event.args
+    assert (args.round, args.assignmentSize, args.assignmentOffset) == (
         1, info.assignment_size, info.assignment_offset)
     assert list(event.args.participants) == fs.participants(task_id)
 

@@ -1,4 +1,4 @@
-"""Linking library addresses into bytecode, and the exported ABIs, without a compiler."""
+"""Linking library addresses into bytecode, and the exported ABIs (no compiler)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ LINKED = "00000000000000000000000000000000deadbeef"
 
 
 def _code(*parts: str) -> tuple[str, dict]:
-    """Bytecode made of hex `parts` and placeholders (None), with its link references."""
+    """Bytecode of hex `parts` and placeholders (None), with its link references."""
     code, starts = "", []
     for part in parts:
         if part is None:
