@@ -234,17 +234,31 @@ def paillier_keys(
 
 
 @app.command()
-def compile(force: bool = typer.Option(False, help="Rebuild even if cached.")) -> None:
-    """Compile the contracts with the npm solc (cached under build/)."""
-    from offchain.chain.compile import compile_contracts
+def compile(
+    force: bool = typer.Option(False, help="Rebuild even if cached."),
+    abi_dir: Optional[Path] = typer.Option(
+        None, help="Where to write the contracts' ABIs as JSON; default: the package's "
+        "offchain/chain/abi/."),
+) -> None:
+    """Compile the contracts with the npm solc (cached under build/), print each one's
+    deployed size, and write the contracts' ABIs (one JSON file each)."""
+    from offchain.chain.compile import (
+        ABI_DIR,
+        EIP170_LIMIT,
+        compile_contracts,
+        export_abis,
+    )
 
     try:
         artifacts = compile_contracts(force=force)
+        written = export_abis(artifacts, abi_dir or ABI_DIR)
     except FedshareError as exc:
         _fail(exc)
         return
     for name, artifact in artifacts.items():
-        console.print(f"{name}: {len(artifact.bytecode) // 2 - 1:,} bytes")
+        console.print(f"{name}: {artifact.runtime_size:,} bytes deployed "
+                      f"(limit {EIP170_LIMIT:,})")
+    console.print(f"ABIs of {len(written)} contracts written to {written[0].parent}")
 
 
 EXPERIMENTS = ("dp", "attacks", "noniid", "regression", "chain")

@@ -226,7 +226,7 @@ def _parties(config: RunConfig, fs: Fedshare, task_id: int, exchange: LocalExcha
 
 def _model_hashes(fs: Fedshare, task_id: int) -> list[bytes]:
     initial = fs.tasks.logs("TaskPublished", from_block=fs.deployment.block,
-                            taskId=task_id)[0]["args"]["modelHash"]
+                            taskId=task_id)[0]["args"]["params"]["modelHash"]
     published = fs.tasks.logs("ModelPublished", from_block=fs.deployment.block,
                               taskId=task_id)
     return [bytes(initial)] + [bytes(e["args"]["modelHash"]) for e in published]

@@ -101,21 +101,26 @@ interface ITaskRegistry {
         uint256 reward;
     }
 
+    /// @notice Emitted when `requester` publishes a task with `escrow` wei held for its rewards:
+    /// every parameter, the aggregator named at publication (zero when none yet; later changes
+    /// emit {AggregatorSet}) and the allow-list (empty when anyone may join), so a client rebuilds
+    /// the task from this event alone.
     event TaskPublished(
         uint256 indexed taskId,
         address indexed requester,
-        bytes32 category,
-        bytes32 modelHash,
-        bytes32 paillierKeyHash,
-        uint64 rounds,
-        uint256 rewardPerRound,
-        uint256 escrow
+        address indexed aggregator,
+        uint256 escrow,
+        TaskParams params,
+        address[] allowList
     );
     /// @notice Emitted when the requester names the task's aggregator.
     event AggregatorSet(uint256 indexed taskId, address indexed aggregator);
     /// @notice Emitted when a device joins, as a participant or on the waiting list.
     event DeviceJoined(uint256 indexed taskId, address indexed device, bool waiting);
     /// @notice Emitted when the aggregator opens a round on the global model `globalModelHash`.
+    /// With N = `participants.length`, participant i scores the updates of participants
+    /// (i + 1 + (assignmentOffset + t) mod (N - 1)) mod N for t < `assignmentSize`, in that order
+    /// (see {assignmentOf}): the event alone tells every verifier whom it scores.
     event RoundOpened(
         uint256 indexed taskId,
         uint64 indexed round,
@@ -123,6 +128,8 @@ interface ITaskRegistry {
         uint64 commitDeadline,
         uint64 verifyDeadline,
         uint64 revealDeadline,
+        uint16 assignmentSize,
+        uint32 assignmentOffset,
         address[] participants
     );
     /// @notice Emitted when a participant commits its encrypted update's hash and its ε spent so far.

@@ -28,7 +28,7 @@ VERSIONER_ROLE = Web3.keccak(text="VERSIONER_ROLE")
 
 _CONTRACTS = {"device_registry": "DeviceRegistry", "reward_vault": "RewardVault",
               "model_registry": "ModelRegistry", "task_registry": "TaskRegistry"}
-_DEPLOY_GAS = 16_000_000
+_DEPLOY_GAS = 20_000_000
 """About what a whole deployment costs (four contracts and two role grants), with
 headroom: the least a deployer must be able to pay before anything is sent."""
 
@@ -46,14 +46,18 @@ class Deployment:
     reward_vault: str
     model_registry: str
     task_registry: str
+    task_settlement: str = ""
     block: int = 0
     transactions: dict[str, str] = field(default_factory=dict)
     compiler: str = ""
     abi: dict[str, str] = field(default_factory=dict)
 
     def addresses(self) -> dict[str, str]:
-        """Contract name -> address."""
-        return {name: getattr(self, key) for key, name in _CONTRACTS.items()}
+        """Contract (and library) name -> address."""
+        found = {name: getattr(self, key) for key, name in _CONTRACTS.items()}
+        if self.task_settlement:
+            found["TaskSettlement"] = self.task_settlement
+        return found
 
     def save(self, path: Path) -> None:
         """Writes the manifest atomically. Raises DeploymentError when it cannot."""
@@ -91,6 +95,11 @@ class Deployment:
                 f"deployment is for chain {self.chain_id}, {chain.where} is chain "
                 f"{chain.chain_id}")
         artifacts = artifacts or compile_contracts()
+        if not self.task_settlement:
+            raise DeploymentError("the deployment file names no TaskSettlement library: "
+                                  "it is from an older version; deploy again")
+        linked = dict(artifacts, TaskRegistry=artifacts["TaskRegistry"].linked(
+            {"TaskSettlement": self.task_settlement}))
         for name, address in self.addresses().items():
             code = chain.code_at(address)
             if not code:
@@ -98,7 +107,7 @@ class Deployment:
                     f"{name} address {address} holds no code on {chain.where}: the "
                     f"deployment file is from another chain or an earlier node; deploy "
                     f"again")
-            if not artifacts[name].matches_runtime(code):
+            if not linked[name].matches_runtime(code):
                 raise DeploymentError(
                     f"{name} address {address} on {chain.where} holds other code than "
                     f"this version of {name}")
@@ -121,9 +130,10 @@ def _deploy_one(chain: Chain, wallet: Wallet, artifact: Artifact, *args: Any) ->
 
 
 def deploy(chain: Chain, deployer: Wallet, *, manifest: Path | None = None) -> "Fedshare":
-    """Deploys DeviceRegistry, RewardVault, ModelRegistry and TaskRegistry, and lets the
-    task registry credit the vault and register model versions. Returns clients bound to
-    the new deployment.
+    """Deploys the TaskSettlement library, then DeviceRegistry, RewardVault,
+    ModelRegistry and TaskRegistry (linked to the library), and lets the task registry
+    credit the vault and register model versions. Returns clients bound to the new
+    deployment.
 
     With `manifest`, the path is checked writable before anything is sent, and the
     addresses are written after every step, so a failure never loses a deployed
@@ -145,8 +155,9 @@ def deploy(chain: Chain, deployer: Wallet, *, manifest: Path | None = None) -> "
     transactions: dict[str, str] = {}
     first_block: list[int] = []
 
-    def step(name: str, *args: Any) -> str:
-        address, receipt = _deploy_one(chain, deployer, artifacts[name], *args)
+    def step(name: str, *args: Any, artifact: Artifact | None = None) -> str:
+        address, receipt = _deploy_one(chain, deployer, artifact or artifacts[name],
+                                       *args)
         deployed[name] = address
         transactions[name] = receipt.tx_hash
         first_block.append(receipt.block_number)
@@ -156,11 +167,13 @@ def deploy(chain: Chain, deployer: Wallet, *, manifest: Path | None = None) -> "
                                              "transactions": transactions})
         return address
 
+    settlement = step("TaskSettlement")
     registry = step("DeviceRegistry")
     vault = step("RewardVault", deployer.address, registry)
     models = step("ModelRegistry", deployer.address)
-    tasks = step("TaskRegistry", registry, vault, models)
-    deployment = Deployment(chain.chain_id, registry, vault, models, tasks,
+    tasks = step("TaskRegistry", registry, vault, models,
+                 artifact=artifacts["TaskRegistry"].linked({"TaskSettlement": settlement}))
+    deployment = Deployment(chain.chain_id, registry, vault, models, tasks, settlement,
                             block=min(first_block), transactions=transactions,
                             compiler=compiler_version(), abi=abi_files())
     system = Fedshare(chain, deployment, artifacts)
@@ -174,7 +187,8 @@ def deploy(chain: Chain, deployer: Wallet, *, manifest: Path | None = None) -> "
 
 
 def abi_files() -> dict[str, str]:
-    """Contract name -> the ABI file shipped with the package."""
+    """Contract name -> the ABI file shipped with the package (relative to the
+    repository root)."""
     return {name: f"offchain/chain/abi/{name}.json" for name in _CONTRACTS.values()}
 
 

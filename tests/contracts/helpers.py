@@ -30,7 +30,8 @@ from offchain.errors import TransactionReverted
 from offchain.protocol import poq
 from offchain.protocol.commitments import score_commitment
 from offchain.protocol.terms import EPSILON_UNIT, MAX_SCORE
-from offchain.protocol.types import RoundInfo, RoundOutcome, RoundStage
+from offchain.protocol.types import RoundInfo, RoundOutcome, RoundStage, TaskParams
+from offchain.chain.abi import snake
 from tests.conftest import task_params
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "h",
     "join_task",
     "open_round",
+    "params_from_event",
     "play_round",
     "publish_task",
     "register_devices",
@@ -106,6 +108,13 @@ def _address(device: Wallet | str) -> str:
 
 def block_time(fs: Fedshare, receipt: Receipt) -> int:
     return int(fs.chain.w3.eth.get_block(receipt.block_number)["timestamp"])
+
+
+def params_from_event(params: Mapping[str, Any]) -> TaskParams:
+    """The :class:`TaskParams` of a ``TaskPublished`` event's ``params`` tuple, field by
+    field by name (camelCase in the ABI, snake_case in Python): a field missing on
+    either side raises TypeError."""
+    return TaskParams(**{snake(name): value for name, value in params.items()})
 
 
 # ---------------------------------------------------------------- revert expectations

@@ -66,6 +66,7 @@ from offchain.protocol import poq
 from offchain.protocol.commitments import score_commitment
 from offchain.protocol.terms import ETHER, MAX_PARTICIPANTS, MAX_SCORE, ZERO_ADDRESS
 from offchain.protocol.types import MemberStatus, RoundStage, TaskParams, TaskStatus
+from tests.contracts.helpers import params_from_event
 
 MAX_TASKS = 3
 MAX_REVOCATIONS = 2
@@ -430,6 +431,11 @@ class ProtocolMachine(RuleBasedStateMachine):
         (event,) = self.fs.tasks.receipt_events("TaskPublished", receipt)
         tid = int(event["args"]["taskId"])
         assert tid == len(self.tasks) + 1
+        # The event alone rebuilds the task.
+        assert params_from_event(event["args"]["params"]) == params
+        assert tuple(event["args"]["allowList"]) == allow
+        assert event["args"]["aggregator"] == (aggregator or ZERO_ADDRESS)
+        assert event["args"]["escrow"] == params.escrow
         version = self._append_version(params.model_hash, 0, tid, 0, "")
         self.paid_in += params.escrow
         self.tasks[tid] = TaskModel(
@@ -492,13 +498,17 @@ class ProtocolMachine(RuleBasedStateMachine):
         assert (info[0], info[1], info[2], info[3], info[4], info[9]) == (
             RoundStage.OPEN, round_.commit_deadline, round_.verify_deadline,
             round_.reveal_deadline, len(t.active), round_.size)
+        args = event["args"]
+        assert (args["commitDeadline"], args["verifyDeadline"], args["revealDeadline"],
+                args["assignmentSize"], args["assignmentOffset"]) == (
+            info[1], info[2], info[3], info[9], info[10])
         t.rounds.append(round_)
         t.status = TaskStatus.RUNNING
         t.last_progress = at
         STATS[f"round opened (n={len(t.active)}, k={p.verifiers_per_update})"] += 1
 
     def _pop_waiting(self, waiting: list[str], members: dict[str, MemberStatus]) -> str | None:
-        """TaskSettlement._popWaiting: the earliest waiting device that is still active,
+        """TaskSettlement.popWaiting: the earliest waiting device that is still active,
         now Active; revoked ones are dropped (Eliminated) on the way; at most
         MAX_PARTICIPANTS entries looked at. None when there is none."""
         looked_at = 0

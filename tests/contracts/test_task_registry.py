@@ -40,6 +40,7 @@ from tests.contracts.helpers import (
     gt,
     h,
     open_round,
+    params_from_event,
     play_round,
     publish_task,
     reveal_scores,
@@ -186,18 +187,79 @@ def test_publish_task_escrows_the_reward_and_records_the_task(fs, actors):
     )
     assert fs.chain.balance(fs.tasks.address) == fs.tasks.total_held() == 6 * ETHER
     (event,) = fs.tasks.receipt_events("TaskPublished", receipt)
-    assert dict(event.args) == {
+    assert {**event.args, "params": params_from_event(event.args.params)} == {
         "taskId": 1,
         "requester": actors.requester.address,
-        "category": params.category,
-        "modelHash": params.model_hash,
-        "paillierKeyHash": params.paillier_key_hash,
-        "rounds": 3,
-        "rewardPerRound": 2 * ETHER,
+        "aggregator": actors.aggregator.address,
         "escrow": 6 * ETHER,
+        "params": params,
+        "allowList": [],
     }
-    (event,) = fs.tasks.receipt_events("AggregatorSet", receipt)
-    assert (event.args.taskId, event.args.aggregator) == (1, actors.aggregator.address)
+    (named,) = fs.tasks.receipt_events("AggregatorSet", receipt)
+    assert (named.args.taskId, named.args.aggregator) == (1, actors.aggregator.address)
+    assert event.logIndex < named.logIndex
+
+
+def test_task_published_event_carries_every_parameter_and_the_allow_list(fs, actors):
+    """A client rebuilds the task from the event alone: every TaskParams field (each
+    set to a value of its own, none left at a default), the aggregator and the
+    allow-list equal what the views return."""
+    params = task_params(
+        category=b"every-field".ljust(32, b"\0"), model_hash=h(1),
+        paillier_key_hash=h(2),
+        rounds=4, train_duration=601, verify_duration=302, reveal_duration=303,
+        grace_period=904, epsilon_budget=12_345_678, reward_per_round=3 * ETHER + 7,
+        min_participants=4, max_participants=6, min_quality=1_234, quality_gap=2_500,
+        verifiers_per_update=2)
+    defaults = task_params()
+    assert all(getattr(params, f) != getattr(defaults, f) for f in vars(params)), (
+        "every field must differ from the default to show it round-trips")
+    allow = [actors.owner.address, actors.devices[4].address, actors.stranger.address]
+    task_id, receipt = fs.tasks.publish(
+        actors.requester, params, actors.aggregator.address, allow)
+
+    (event,) = fs.tasks.receipt_events("TaskPublished", receipt)
+    assert params_from_event(event.args.params) == params == fs.tasks.params(task_id)
+    assert list(event.args.allowList) == allow
+    assert all(fs.tasks.is_allowed(task_id, a) for a in allow)
+    assert event.args.aggregator == actors.aggregator.address
+    assert event.args.aggregator == fs.tasks.state(task_id).aggregator
+    assert event.args.requester == actors.requester.address
+    assert event.args.escrow == params.escrow == fs.tasks.state(task_id).escrow
+    assert event.args.taskId == task_id
+
+
+TASK_PUBLISHED = (
+    "TaskPublished(uint256,address,address,uint256,(bytes32,bytes32,bytes32,uint64,uint64,"
+    "uint64,uint64,uint64,uint64,uint128,uint16,uint16,uint16,uint16,uint16),address[])")
+ROUND_OPENED = (
+    "RoundOpened(uint256,uint64,bytes32,uint64,uint64,uint64,uint16,uint32,address[])")
+
+
+@pytest.mark.parametrize("signature", [TASK_PUBLISHED, ROUND_OPENED])
+def test_event_signatures_are_what_clients_subscribe_to(fs, signature):
+    name = signature.split("(")[0]
+    topic = getattr(fs.tasks.events, name)().topic
+    assert Web3.to_bytes(hexstr=topic) == Web3.keccak(text=signature)
+
+
+def test_task_published_event_indexes_task_requester_and_aggregator(fs, actors):
+    task_id, receipt = fs.tasks.publish(actors.requester, P, actors.aggregator.address)
+    topic = Web3.keccak(text=TASK_PUBLISHED)
+    (log,) = [x for x in receipt.raw["logs"] if bytes(x["topics"][0]) == topic]
+    assert [bytes(t) for t in log["topics"][1:]] == [
+        task_id.to_bytes(32, "big"),
+        bytes(12) + bytes.fromhex(actors.requester.address[2:]),
+        bytes(12) + bytes.fromhex(actors.aggregator.address[2:]),
+    ]
+    # Filtering by aggregator finds exactly its tasks.
+    other, _ = fs.tasks.publish(actors.requester, P, actors.stranger.address)
+    logs = fs.chain.w3.eth.get_logs({
+        "address": fs.tasks.address, "fromBlock": receipt.block_number,
+        "topics": ["0x" + topic.hex(), None, None,
+                   "0x" + "00" * 12 + actors.stranger.address[2:].lower()]})
+    assert [fs.tasks.events.TaskPublished().process_log(x).args.taskId
+            for x in logs] == [other]
 
 
 def test_publish_task_registers_the_initial_model_as_a_version(fs, actors):
@@ -235,6 +297,8 @@ def test_publish_task_without_aggregator_leaves_it_unset(fs, actors):
     task_id, receipt = fs.tasks.publish(actors.requester, P)
     assert fs.tasks.state(task_id).aggregator == ZERO_ADDRESS
     assert fs.tasks.receipt_events("AggregatorSet", receipt) == []
+    (event,) = fs.tasks.receipt_events("TaskPublished", receipt)
+    assert event.args.aggregator == ZERO_ADDRESS
 
 
 @pytest.mark.parametrize(
@@ -688,8 +752,46 @@ def test_open_round_starts_round_zero_with_three_phase_deadlines(fs, actors):
         "commitDeadline": info.commit_deadline,
         "verifyDeadline": info.verify_deadline,
         "revealDeadline": info.reveal_deadline,
+        "assignmentSize": info.assignment_size,
+        "assignmentOffset": info.assignment_offset,
         "participants": addresses(devices),
     }
+
+
+@pytest.mark.parametrize("n, k", [(3, 0), (5, 2), (6, 4)])
+def test_round_opened_event_gives_every_verifier_its_assignment(fs, actors, n, k):
+    """From RoundOpened alone a client knows whom each participant scores and who
+    scores it: the circulant assignment over the event's participants, size and offset
+    equals the contract's assignmentOf / verifiersOf."""
+    task_id, _ = setup_task(fs, actors, n, min_participants=n, max_participants=n,
+                            verifiers_per_update=k)
+    receipt = fs.tasks.open_round(actors.aggregator, task_id, MODEL)
+    (event,) = fs.tasks.receipt_events("RoundOpened", receipt)
+    info = fs.tasks.round_info(task_id, 0)
+    assert (event.args.assignmentSize, event.args.assignmentOffset) == (
+        info.assignment_size, info.assignment_offset)
+    assert event.args.assignmentSize == (n - 1 if k == 0 else k)
+    members = list(event.args.participants)
+    assignment = Assignment(len(members), event.args.assignmentSize,
+                            event.args.assignmentOffset)
+    for i, device in enumerate(members):
+        assert fs.tasks.assignment(task_id, 0, device) == [
+            members[j] for j in assignment.targets(i)]
+        assert fs.tasks.verifiers(task_id, 0, device) == [
+            members[j] for j in assignment.verifiers(i)]
+
+
+def test_round_opened_event_of_a_later_round_has_that_rounds_assignment(fs, actors):
+    task_id, _ = setup_task(fs, actors, 4, max_participants=4, verifiers_per_update=2)
+    play_round(fs, actors, task_id, close=True)
+    model = fs.tasks.state(task_id).current_model
+    receipt = fs.tasks.open_round(actors.aggregator, task_id, model)
+    (event,) = fs.tasks.receipt_events("RoundOpened", receipt)
+    info = fs.tasks.round_info(task_id, 1)
+    args = event.args
+    assert (args.round, args.assignmentSize, args.assignmentOffset) == (
+        1, info.assignment_size, info.assignment_offset)
+    assert list(event.args.participants) == fs.tasks.participants(task_id)
 
 
 def test_assignment_offset_comes_from_the_blocks_randomness(fs, actors):
