@@ -1,17 +1,12 @@
-"""The ``fedshare`` command line."""
+"""The ``fedshare`` command: the demo, local chains, deployment, keys, experiments."""
 
 from __future__ import annotations
 
-import logging
-import os
 import subprocess
-import sys
-import warnings
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from offchain.cli.common import Keystore, RpcUrl, console, fail, quiet_warnings
 from offchain.errors import ChainError, ConfigError, FedshareError
 from offchain.paths import default_home, node_bin
 from offchain.protocol.terms import eth
@@ -32,11 +28,7 @@ app = typer.Typer(help="fedshare: privacy-preserving data sharing between IoT de
                   no_args_is_help=True, add_completion=False)
 chain_app = typer.Typer(help="Local development chains.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
-console = Console(width=None if sys.stdout.isatty() else 132)
-
-def _fail(exc: FedshareError) -> None:
-    console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
-    raise typer.Exit(exc.exit_code)
+_fail = fail
 
 
 @app.command()
@@ -67,8 +59,7 @@ def demo(
     from offchain.protocol.plan import TaskPlan
     from offchain.runner import RunConfig, run_task  # heavy imports only when needed
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    warnings.simplefilter("ignore", UserWarning)  # Opacus' notes on secure RNG etc.
+    quiet_warnings()
     try:
         config = RunConfig(owners=owners, devices_per_owner=devices_per_owner,
                            plan=TaskPlan(rounds=rounds, max_participants=max_participants,
@@ -163,14 +154,15 @@ def chain_up(
 
 @app.command()
 def deploy(
-    rpc_url: str = typer.Option(..., "--rpc-url", help="JSON-RPC URL of the node."),
-    keystore: Optional[Path] = typer.Option(
-        None, help="V3 keystore of the deployer (password in FEDSHARE_PASSWORD); "
-        "default: the key in FEDSHARE_PRIVATE_KEY."),
-    out: Path = typer.Option(default_home() / "deployment.json",
-                             help="Where to write the contract addresses."),
+    rpc_url: str = RpcUrl,
+    keystore: Optional[Path] = Keystore,
+    out: Path = typer.Option(default_home() / "deployment.json", "--out",
+                             envvar="FEDSHARE_DEPLOYMENT",
+                             help="Where to write the deployment manifest (written as "
+                             "the contracts are deployed, so no address is lost)."),
 ) -> None:
-    """Deploy DeviceRegistry, RewardVault and TaskRegistry to a node."""
+    """Deploy the contracts (TaskSettlement library, DeviceRegistry, RewardVault,
+    ModelRegistry, TaskRegistry) to a node and write the deployment manifest."""
     from offchain.chain.accounts import load_wallet
     from offchain.chain.contracts import deploy as deploy_contracts
     from offchain.chain.node import Chain
@@ -184,23 +176,6 @@ def deploy(
     for name, value in system.deployment.addresses().items():
         console.print(f"{name}: {value}")
     console.print(f"written to {out}")
-
-
-@app.command("new-account")
-def new_account(
-    keystore: Path = typer.Argument(..., help="Keystore file to create."),
-) -> None:
-    """Create a wallet as an encrypted V3 keystore (password from FEDSHARE_PASSWORD
-    or asked for). Prints only the address."""
-    from offchain.chain.accounts import new_wallet, save_keystore
-
-    if keystore.exists():
-        _fail(ConfigError(f"{keystore} already exists; not overwriting a key"))
-    password = os.environ.get("FEDSHARE_PASSWORD") or typer.prompt(
-        "password", hide_input=True, confirmation_prompt=True)
-    wallet = new_wallet()
-    save_keystore(keystore, wallet, password)
-    console.print(f"{wallet.address} -> {keystore}")
 
 
 @app.command("paillier-keys")
@@ -324,4 +299,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    app()
