@@ -27,6 +27,7 @@ from offchain.learning.model import ModelSpec, initial_vector
 from offchain.privacy import DPConfig
 from offchain.protocol.plan import TaskPlan
 from offchain.protocol.terms import ETHER
+from offchain.protocol.types import MemberStatus
 from offchain.roles import (
     AggregatorRole,
     DeviceRole,
@@ -34,12 +35,15 @@ from offchain.roles import (
     OwnerRole,
     RequesterRole,
     Role,
+    Step,
+    TaskView,
     publish_task,
 )
 from offchain.status import RoundRecord, task_status
 from offchain.storage.exchange import LocalExchange
 
-__all__ = ["RunConfig", "RunReport", "run_task", "DeviceFactory"]
+__all__ = ["RunConfig", "RunReport", "Setup", "run_task", "set_up", "make_report",
+           "DeviceFactory"]
 
 Progress = Callable[[str, dict[str, Any]], None]
 DeviceFactory = Callable[[int], Callable[..., DeviceRole]]
@@ -74,6 +78,10 @@ class RunConfig:
     def devices(self) -> int:
         return self.owners * self.devices_per_owner
 
+    def device_seed(self, i: int) -> int:
+        """The seed of device i's training noise."""
+        return self.seed * 10_000 + i
+
     def label(self, i: int) -> str:
         """Device i's name in tables: owner and device number."""
         return f"o{i // self.devices_per_owner + 1}-d{i % self.devices_per_owner + 1}"
@@ -105,27 +113,43 @@ class RunReport:
 class _Silent(DeviceRole):
     """A device that joined and then says nothing (a fault the protocol must absorb)."""
 
-    def decide(self, view):  # noqa: D401 - same contract as DeviceRole.decide
-        from offchain.protocol.types import MemberStatus
-
+    def decide(self, view: TaskView) -> Step:
         if not view.state.status.live:
             return super().decide(view)
         if self.fs.tasks.member_status(self.task_id, self.address) is MemberStatus.NONE:
             return super().decide(view)
-        from offchain.roles.base import Step
-
         return Step(done=True)
 
 
-def run_task(config: RunConfig, progress: Progress = lambda kind, data: None, *,
-             chain: Chain | None = None,
-             device_factory: DeviceFactory | None = None) -> RunReport:
-    """Runs one task end to end on `chain`, or else on a new embedded chain (or the
-    node at `config.rpc_url`). `device_factory(i)` gives the class (or a factory with
-    its signature) of device i; experiments use it to plant attackers."""
-    started = time.perf_counter()
+@dataclass
+class Setup:
+    """A deployed, funded system with registered devices and a published task."""
+
+    run_dir: Path
+    chain: Chain
+    fs: Fedshare
+    exchange: LocalExchange
+    requester: Wallet
+    aggregator: Wallet
+    owners: list[Wallet]
+    devices: list[Wallet]
+    split: Any
+    private_key: Any
+    task_id: int
+    initial_accuracy: float
+
+
+def set_up(config: RunConfig, progress: Progress = lambda kind, data: None, *,
+           chain: Chain | None = None) -> Setup:
+    """Deploys the contracts, creates and funds every party's wallet, the requester's
+    Paillier keys and the data split, registers every device from its own signed
+    consent, and publishes the task."""
     run_dir = config.home / "runs" / time.strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = run_dir.with_name(f"{run_dir.name.split('.')[0]}.{suffix}")
+    run_dir.mkdir(parents=True)
     exchange = LocalExchange(run_dir)
 
     progress("setup", {"step": "chain"})
@@ -157,10 +181,20 @@ def run_task(config: RunConfig, progress: Progress = lambda kind, data: None, *,
     initial_accuracy = accuracy(config.model, model, split.test)
     progress("published", {"task_id": task_id, "accuracy": initial_accuracy,
                            "escrow": plan.escrow})
+    return Setup(run_dir, chain, fs, exchange, requester_w, aggregator_w, owners_w,
+                 devices_w, split, private_key, task_id, initial_accuracy)
 
-    roles = _parties(config, fs, task_id, exchange, run_dir / "state", requester_w,
-                     aggregator_w, owners_w, devices_w, split, private_key,
-                     device_factory, progress)
+
+def run_task(config: RunConfig, progress: Progress = lambda kind, data: None, *,
+             chain: Chain | None = None,
+             device_factory: DeviceFactory | None = None) -> RunReport:
+    """Runs one task end to end on `chain`, or else on a new embedded chain (or the
+    node at `config.rpc_url`), every party stepped by the in-process driver.
+    `device_factory(i)` gives the class (or a factory with its signature) of device
+    i; experiments use it to plant attackers."""
+    started = time.perf_counter()
+    setup = set_up(config, progress, chain=chain)
+    roles = _parties(config, setup, setup.run_dir / "state", device_factory, progress)
     seconds: list[float] = []
     timer = {"opened": time.perf_counter()}
 
@@ -173,54 +207,67 @@ def run_task(config: RunConfig, progress: Progress = lambda kind, data: None, *,
 
     for role in roles:
         role.progress = on_event
-    drive(chain, roles)
-
-    status = task_status(fs, task_id, exchange)
-    labels = {w.address: config.label(i) for i, w in enumerate(devices_w)}
-    report = RunReport(
-        task_id=task_id,
-        chain=chain.where,
-        initial_accuracy=initial_accuracy,
-        final_accuracy=status.rounds[-1].accuracy if status.rounds else initial_accuracy,
-        rounds=status.rounds,
-        round_seconds=seconds,
-        claimed={r.address: r.state.get("claimed", 0) for r in roles
-                 if isinstance(r, OwnerRole)},
-        refund=roles[0].state.get("refunded", 0),
-        model_hashes=[v.hex() for v in _model_hashes(fs, task_id)],
-        labels=labels,
-        requester=requester_w.address,
-        deployment=asdict(fs.deployment),
-        run_dir=str(run_dir),
-        seconds=time.perf_counter() - started,
-    )
-    report.save(run_dir / "report.json")
+    drive(setup.chain, roles)
+    report = make_report(config, setup, seconds, time.perf_counter() - started)
     progress("done", {"report": report})
     return report
 
 
-def _parties(config: RunConfig, fs: Fedshare, task_id: int, exchange: LocalExchange,
-             state_dir: Path, requester_w: Wallet, aggregator_w: Wallet,
-             owners_w: list[Wallet], devices_w: list[Wallet], split, private_key,
+def make_report(config: RunConfig, setup: Setup, round_seconds: list[float],
+                seconds: float) -> RunReport:
+    """The run as the chain tells it (rounds, claims, refund), saved as report.json."""
+    fs = setup.fs
+    status = task_status(fs, setup.task_id, setup.exchange)
+    start = fs.deployment.block
+    claimed = {w.address: 0 for w in setup.owners}
+    for entry in fs.vault.logs("RewardWithdrawn", from_block=start):
+        to = str(entry["args"]["to"])
+        if to in claimed:
+            claimed[to] += int(entry["args"]["amount"])
+    refund = sum(int(e["args"]["amount"]) for e in fs.tasks.logs(
+        "RefundWithdrawn", from_block=start, requester=setup.requester.address))
+    report = RunReport(
+        task_id=setup.task_id,
+        chain=setup.chain.where,
+        initial_accuracy=setup.initial_accuracy,
+        final_accuracy=(status.rounds[-1].accuracy if status.rounds
+                        else setup.initial_accuracy),
+        rounds=status.rounds,
+        round_seconds=round_seconds,
+        claimed=claimed,
+        refund=refund,
+        model_hashes=[v.hex() for v in _model_hashes(fs, setup.task_id)],
+        labels={w.address: config.label(i) for i, w in enumerate(setup.devices)},
+        requester=setup.requester.address,
+        deployment=asdict(fs.deployment),
+        run_dir=str(setup.run_dir),
+        seconds=seconds,
+    )
+    report.save(setup.run_dir / "report.json")
+    return report
+
+
+def _parties(config: RunConfig, setup: Setup, state_dir: Path,
              device_factory: DeviceFactory | None, progress: Progress) -> list[Role]:
     """The requester, the aggregator, every device and every owner, in that order."""
-    spec = config.model
+    spec, fs, exchange = config.model, setup.fs, setup.exchange
+    public_key = setup.private_key.public_key
+    test = setup.split.test
     roles: list[Role] = [
-        RequesterRole(fs, requester_w, task_id, state_dir, exchange=exchange, spec=spec,
-                      private_key=private_key, progress=progress,
-                      evaluate=lambda m: {"test_accuracy": accuracy(spec, m, split.test)}),
-        AggregatorRole(fs, aggregator_w, task_id, state_dir, exchange=exchange,
-                       public_key=private_key.public_key, progress=progress),
+        RequesterRole(fs, setup.requester, setup.task_id, state_dir, exchange=exchange,
+                      spec=spec, private_key=setup.private_key, progress=progress,
+                      evaluate=lambda m: {"test_accuracy": accuracy(spec, m, test)}),
+        AggregatorRole(fs, setup.aggregator, setup.task_id, state_dir, exchange=exchange,
+                       public_key=public_key, progress=progress),
     ]
     make = device_factory or (lambda i: _Silent if i in config.silent else DeviceRole)
-    for i, wallet in enumerate(devices_w):
-        roles.append(make(i)(fs, wallet, task_id, state_dir, exchange=exchange,
-                             data=split.devices[i], spec=spec, dp=config.dp,
-                             paillier_key=private_key.public_key,
-                             seed=config.seed * 10_000 + i, label=config.label(i),
-                             progress=progress))
-    roles += [OwnerRole(fs, w, task_id, state_dir, label=f"o{k + 1}", progress=progress)
-              for k, w in enumerate(owners_w)]
+    for i, wallet in enumerate(setup.devices):
+        roles.append(make(i)(fs, wallet, setup.task_id, state_dir, exchange=exchange,
+                             data=setup.split.devices[i], spec=spec, dp=config.dp,
+                             paillier_key=public_key, seed=config.device_seed(i),
+                             label=config.label(i), progress=progress))
+    roles += [OwnerRole(fs, w, setup.task_id, state_dir, label=f"o{k + 1}",
+                        progress=progress) for k, w in enumerate(setup.owners)]
     return roles
 
 

@@ -53,6 +53,9 @@ def demo(
     seed: int = typer.Option(0, help="Seed of the data split, model and training."),
     home: Path = typer.Option(default_home(), help="Where runs keep keys, blobs and "
                               "reports."),
+    processes: bool = typer.Option(
+        False, "--processes", help="Start an Anvil node and run every party (requester, "
+        "aggregator, each device, each owner) as its own OS process."),
 ) -> None:
     """Run a whole task: 2 owners x 5 devices train MNIST digits with DP-SGD, send
     Paillier-encrypted updates, verify each other on chain, and get paid."""
@@ -68,7 +71,14 @@ def demo(
                                          **({} if quality_gap is None
                                             else {"quality_gap": quality_gap})),
                            key_bits=key_bits, seed=seed, home=home, rpc_url=rpc_url)
-        report = _run_with_progress(config, run_task)
+        if processes and rpc_url:
+            raise ConfigError("--processes starts its own Anvil node: leave out --rpc-url")
+        if processes:
+            from offchain.processes import run_processes
+
+            report = _run_with_progress(config, run_processes)
+        else:
+            report = _run_with_progress(config, run_task)
     except FedshareError as exc:
         _fail(exc)
         return

@@ -17,7 +17,10 @@ from offchain.cli.common import (
     attach,
     console,
     handles_errors,
+    print_progress,
+    quiet_warnings,
     wallet,
+    Home,
 )
 from offchain.errors import ConfigError
 from offchain.protocol.terms import eth
@@ -109,3 +112,20 @@ def claim(keystore: Optional[Path] = Keystore, rpc_url: str = RpcUrl,
     for device, wei in balances.items():
         console.print(f"{device}: {eth(wei)} ETH")
     console.print(f"claimed {eth(claimed)} ETH to {owner.address}")
+
+
+@owner_app.command("run")
+@handles_errors
+def run(task: int = typer.Option(..., "--task", help="Task id."),
+        keystore: Optional[Path] = Keystore, rpc_url: str = RpcUrl,
+        deployment: Path = DeploymentFile, home: Path = Home) -> None:
+    """Follow task `--task` until it ends, then claim what the owner's devices earned."""
+    from offchain.driver import run_role
+    from offchain.roles import OwnerRole
+
+    quiet_warnings()
+    role = OwnerRole(attach(rpc_url, deployment), wallet(keystore), task, home / "state",
+                     progress=print_progress)
+    run_role(role, max_poll=2.0)
+    console.print(f"owner {role.address}: task {task} is over, claimed "
+                  f"{eth(role.state.get('claimed', 0))} ETH")
