@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Callable
 
-from offchain.chain.node import Chain
+from offchain.chain.node import Chain, unreachable
 from offchain.errors import TaskStalled
 from offchain.roles.base import Role, Step
 
@@ -66,14 +66,27 @@ def run_role(role: Role, *, poll: float = 0.05, max_poll: float = 1.0,
              stop: Callable[[], bool] = lambda: False) -> Step:
     """Steps one role until it is done (its own process, against a node): at once
     after it acted, otherwise when a new block arrives or the time it waits for
-    passes, polling with back-off from `poll` to `max_poll` seconds. Returns the last
-    step; `stop` ends the loop early (returning the last step taken)."""
+    passes, polling with back-off from `poll` to `max_poll` seconds. While the node
+    does not answer (restarting, say) it retries with back-off; nothing is lost, as
+    every step starts from the chain and the role's journal. Returns the last step;
+    `stop` ends the loop early (returning the last step taken)."""
     chain = role.fs.chain
     delay = poll
     last_block = -1
     step = Step.wait()
+    outage = 0.0
     while not stop():
-        step = role.step()
+        try:
+            step = role.step()
+        except Exception as exc:  # noqa: BLE001 - only an unreachable node is retried
+            if not unreachable(exc):
+                raise
+            outage = min(max(outage * 2, poll), max_poll * 5)
+            log.warning("%s: node unreachable (%s); retrying in %.1f s", role.label,
+                        type(exc).__name__, outage)
+            time.sleep(outage)
+            continue
+        outage = 0.0
         if step.done:
             return step
         if step.acted:
@@ -82,7 +95,12 @@ def run_role(role: Role, *, poll: float = 0.05, max_poll: float = 1.0,
             continue
         while not stop():
             time.sleep(delay)
-            block = chain.block_number()
+            try:
+                block = chain.block_number()
+            except Exception as exc:  # noqa: BLE001 - as above
+                if not unreachable(exc):
+                    raise
+                break
             if block != last_block or (step.until is not None
                                        and chain.next_timestamp() > step.until):
                 last_block = block

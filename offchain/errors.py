@@ -33,6 +33,7 @@ __all__ = [
     "DeploymentError",
     "InsufficientFunds",
     "NotDevelopmentChain",
+    "NodeUnreachable",
 ]
 
 
@@ -66,6 +67,10 @@ class InsufficientFunds(ChainError):
 class NotDevelopmentChain(ChainError):
     """A development-only operation (funding from the node's accounts, moving time)
     was asked of a node that does not offer it."""
+
+
+class NodeUnreachable(ChainError):
+    """The node does not answer (stopped, restarting, network down)."""
 
 
 class TransactionReverted(ChainError):

@@ -29,11 +29,12 @@ from offchain.chain.revert import RevertDecoder
 from offchain.errors import (
     ChainError,
     InsufficientFunds,
+    NodeUnreachable,
     NotDevelopmentChain,
     TransactionReverted,
 )
 
-__all__ = ["Chain", "Receipt", "DEVELOPMENT_NODES"]
+__all__ = ["Chain", "Receipt", "DEVELOPMENT_NODES", "unreachable"]
 
 DEVELOPMENT_NODES = ("anvil", "hardhat", "ganache", "ethereumjs testrpc")
 """Client names (``web3_clientVersion``) of development nodes: they hold unlocked,
@@ -348,6 +349,20 @@ class Chain:
 
 
 _GAS_HEADROOM = 20_000
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` only says the node did not answer (connection refused or reset,
+    timeout): the request may be retried once it is back."""
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (NodeUnreachable, requests.exceptions.ConnectionError,
+                             requests.exceptions.Timeout, ConnectionError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _single_run_gas_estimate(state: Any, transaction: Any) -> int:
