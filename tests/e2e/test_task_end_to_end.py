@@ -7,10 +7,11 @@ import pytest
 
 from offchain.chain.contracts import Deployment, Fedshare
 from offchain.chain.node import Chain
-from offchain.chain.types import RoundStage, TaskStatus
 from offchain.learning.model import ModelSpec, decode_vector, num_parameters
-from offchain.roles import TaskPlan
-from offchain.runner import ETHER, RunConfig, run_task
+from offchain.protocol.plan import TaskPlan
+from offchain.protocol.terms import ETHER
+from offchain.protocol.types import RoundStage, TaskStatus
+from offchain.runner import RunConfig, run_task
 from offchain.storage import BlobStore
 
 PLAN = TaskPlan(rounds=2, reward_per_round=ETHER // 2,
@@ -35,18 +36,18 @@ def _run_and_check(chain: Chain, tmp_path) -> None:
     fs = Fedshare(chain, Deployment(**report.deployment))
 
     # Task completed; every round closed on the model hash the requester stored.
-    state = fs.task_state(report.task_id)
+    state = fs.tasks.state(report.task_id)
     assert state.status is TaskStatus.COMPLETED
     assert len(report.model_hashes) == PLAN.rounds + 1
-    assert fs.task_params(report.task_id).model_hash.hex() == report.model_hashes[0]
+    assert fs.tasks.params(report.task_id).model_hash.hex() == report.model_hashes[0]
     store = BlobStore(tmp_path / "runs" / report.run_dir.split("/")[-1] / "blobs")
-    versions = [fs.model_version(v) for v in range(1, fs.model_version_count() + 1)]
+    versions = [fs.models.version(v) for v in range(1, fs.models.count() + 1)]
     assert [v.model_hash.hex() for v in versions] == report.model_hashes
     assert [(v.task_id, v.round, v.parent) for v in versions] == [
         (report.task_id, r, r) for r in range(PLAN.rounds + 1)]
     assert state.model_version == len(versions)
     for round_ in range(PLAN.rounds):
-        info = fs.round_info(report.task_id, round_)
+        info = fs.tasks.round_info(report.task_id, round_)
         assert info.stage is RoundStage.CLOSED
         assert info.global_model_hash.hex() == report.model_hashes[round_]
         assert info.new_model_hash.hex() == report.model_hashes[round_ + 1]
@@ -66,11 +67,11 @@ def _run_and_check(chain: Chain, tmp_path) -> None:
     (owner, claimed), = report.claimed.items()
     assert claimed == paid
     assert report.refund == escrow - paid
-    assert fs.refund_of(report.requester) == 0
-    assert chain.balance(fs.deployment.task_registry) == 0 == fs.total_held()
-    assert chain.balance(fs.deployment.reward_vault) == 0 == fs.total_owed()
-    for device in fs.devices_of(owner):
-        assert fs.reward_balance(device) == 0
+    assert fs.tasks.refund_of(report.requester) == 0
+    assert chain.balance(fs.deployment.task_registry) == 0 == fs.tasks.total_held()
+    assert chain.balance(fs.deployment.reward_vault) == 0 == fs.vault.total_owed()
+    for device in fs.devices.devices_of(owner):
+        assert fs.vault.balance_of(device) == 0
     assert chain.balance(owner) == 10 * ETHER + claimed - _fees_paid(chain, owner)
     requester_start = escrow + 10 * ETHER
     assert (chain.balance(report.requester)
