@@ -10,9 +10,9 @@ growth relative to N = 5 of the same run.
     .venv/bin/python benchmarks/gas_bench.py            # N = 5, 10, 17, 30, 50
     .venv/bin/python benchmarks/gas_bench.py --quick    # N = 5, 10 (smoke test)
 
-Transactions are sent with an explicit gas limit (the block's), so py-evm's gas
-estimation (a dozen EVM runs per transaction) is skipped; receipts report the gas
-actually used either way.
+The round is played by the protocol's own driver and state machines (scripted
+devices commit given hashes and scores), as every round in fedshare is; the gas comes
+from the receipts of the transactions behind each event.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import argparse
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,9 +38,11 @@ from offchain.chain.accounts import Wallet, new_wallet
 from offchain.chain.compile import SOLC_SETTINGS, compiler_version
 from offchain.chain.contracts import Fedshare, deploy
 from offchain.chain.node import Chain
-from offchain.protocol.commitments import score_commitment
+from offchain.driver import drive
 from offchain.protocol.terms import ETHER, MAX_SCORE, MAX_VERIFIERS
-from offchain.protocol.types import TaskParams
+from offchain.protocol.types import RoundStage, TaskParams
+from offchain.roles import Owner
+from offchain.roles.scripted import ScriptedAggregator, ScriptedDevice
 
 SIZES = (5, 10, 17, 30, 50)
 QUICK_SIZES = (5, 10)
@@ -78,8 +81,6 @@ class Bench:
 
     def __init__(self, devices: int) -> None:
         self.chain = Chain.embedded_chain()
-        w3 = self.chain.w3
-        self.gas_limit = int(w3.eth.get_block("latest")["gasLimit"])
         self.deployer, self.owner, self.requester, self.aggregator = (
             new_wallet() for _ in range(4))
         self.devices = [new_wallet() for _ in range(devices)]
@@ -88,42 +89,17 @@ class Bench:
         for device in self.devices:
             self.chain.fund(device.address, 10 * ETHER)
         self.fs: Fedshare = deploy(self.chain, self.deployer)
-        for device in self.devices:
-            consent = self.fs.devices.sign_consent(self.owner.address, device)
-            self.send(self.owner, self.fs.devices.functions.registerDevice(
-                device.address, device.public_key, consent))
+        Owner(self.fs, self.owner).register_wallets(self.devices)
         # Every row starts from this state (devices registered, nothing owed, no task),
         # so rows differ only by N and k, not by what earlier rows left in storage.
         self.base = self.chain.snapshot()
 
-    def send(self, wallet: Wallet, call: Any, value: int = 0) -> int:
-        """Sends `call` with the block gas limit; returns the gas it used."""
-        w3 = self.chain.w3
-        tx = call.build_transaction({
-            "from": wallet.address,
-            "value": value,
-            "gas": self.gas_limit,
-            "nonce": w3.eth.get_transaction_count(wallet.address, "pending"),
-            "chainId": self.chain.chain_id,
-        })
-        receipt = w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_raw_transaction(wallet.sign_transaction(tx)))
-        if receipt["status"] != 1:
-            raise RuntimeError(f"{call.fn_name} reverted: {self._why(wallet, call, value)}")
-        return int(receipt["gasUsed"])
-
-    def _why(self, wallet: Wallet, call: Any, value: int) -> str:
-        try:
-            call.call({"from": wallet.address, "value": value})
-        except Exception as exc:  # noqa: BLE001 - only to describe the failure
-            data = getattr(exc, "data", None)
-            return str(self.chain.decoder.decode(data)) if isinstance(data, str) else str(exc)
-        return "out of gas or a state change since"
-
     def round(self, n: int, k: int) -> Row:
-        """Publishes a task for the first `n` devices and plays its one round."""
+        """Publishes a task for the first `n` devices and plays its one round with the
+        protocol's driver and state machines (scripted payloads instead of data);
+        reads every transaction's gas from the receipts."""
         self.chain.revert(self.base)
-        fs, tasks = self.fs, self.fs.tasks.functions
+        fs = self.fs
         # No relative quality test (quality_gap = MAX_SCORE): every update that scores
         # is accepted and paid, so finalizeRound credits all N participants.
         params = TaskParams(
@@ -133,30 +109,35 @@ class Bench:
             epsilon_budget=10_000_000, reward_per_round=ETHER, min_participants=n,
             max_participants=n, min_quality=0, quality_gap=MAX_SCORE,
             verifiers_per_update=k)
-        self.send(self.requester, tasks.publishTask(
-            params.as_tuple(), self.aggregator.address, []), value=params.escrow)
-        task_id = fs.tasks.count()
-        devices = self.devices[:n]
-        for device in devices:
-            self.send(device, tasks.join(task_id))
-        open_gas = self.send(self.aggregator, tasks.openRound(task_id, params.model_hash))
+        task_id, _ = fs.tasks.publish(self.requester, params, self.aggregator.address)
+        state = Path(tempfile.mkdtemp(prefix="gas-bench-"))
+        index = {d.address: i for i, d in enumerate(self.devices[:n])}
+
+        def scores(device: str):
+            # Non-zero, varied scores (basis points), so every packed word is written.
+            return lambda r, assignment: [1 + (1_000 + 37 * index[device] + 53 * t)
+                                          % MAX_SCORE for t in range(len(assignment))]
+
+        roles = [ScriptedAggregator(fs, self.aggregator, task_id, state,
+                                    aggregate_hash=lambda r: b"\x33" * 32)]
+        roles += [ScriptedDevice(fs, d, task_id, state,
+                                 update_hash=lambda r, d=d: bytes(Web3.keccak(
+                                     text=f"update:{task_id}:{d.address}")),
+                                 epsilon=lambda r: 1_000_000, scores=scores(d.address))
+                  for d in self.devices[:n]]
+        drive(self.chain, roles, until=lambda: fs.tasks.round_info(task_id, 0).stage
+              >= RoundStage.FINALIZED)
         size = fs.tasks.round_info(task_id, 0).assignment_size
 
-        commit = [self.send(d, tasks.commitUpdate(
-            task_id, 0, Web3.keccak(text=f"update:{task_id}:{d.address}"), 1_000_000))
-            for d in devices]
-        secrets = {}
-        scores_gas = []
-        for i, device in enumerate(devices):
-            # Non-zero, varied scores (basis points), so every packed word is written.
-            scores = [1 + (1_000 + 37 * i + 53 * t) % MAX_SCORE for t in range(size)]
-            salt = bytes(Web3.keccak(text=f"salt:{task_id}:{device.address}"))
-            secrets[device.address] = (scores, salt)
-            scores_gas.append(self.send(device, tasks.commitScores(
-                task_id, 0, score_commitment(task_id, 0, scores, salt, device.address))))
-        reveal = [self.send(d, tasks.revealScores(task_id, 0, *secrets[d.address]))
-                  for d in devices]
-        finalize = self.send(self.aggregator, tasks.finalizeRound(task_id, 0))
+        def gas(event: str) -> list[int]:
+            return [int(self.chain.w3.eth.get_transaction_receipt(
+                e["transactionHash"])["gasUsed"])
+                for e in fs.tasks.logs(event, from_block=0, taskId=task_id)]
+
+        commit, scores_gas, reveal = (gas("UpdateCommitted"), gas("ScoresCommitted"),
+                                      gas("ScoresRevealed"))
+        assert len(commit) == len(scores_gas) == len(reveal) == n
+        (open_gas,), (finalize,) = gas("RoundOpened"), gas("RoundFinalized")
         return Row(k, n, size, open_gas, statistics.fmean(commit),
                    statistics.fmean(scores_gas), statistics.fmean(reveal), finalize)
 

@@ -25,10 +25,10 @@ MAX_IDLE_ADVANCES = 10_000
 
 
 def drive(chain: Chain, roles: Sequence[Role], *,
-          after_pass: Callable[[], None] | None = None) -> None:
-    """Steps every role until all are done. When a full pass finds nobody able to act,
-    moves the chain's clock just past the earliest deadline a role waits for
-    (development chains only). `after_pass` runs after every pass (progress, tests).
+          until: Callable[[], bool] | None = None) -> None:
+    """Steps every role until all are done (or, with `until`, until it returns True
+    after a step). When a full pass finds nobody able to act, moves the chain's clock
+    just past the earliest deadline a role waits for (development chains only).
 
     Raises TaskStalled when nobody can act and nobody waits for a deadline; whatever a
     role raises propagates."""
@@ -41,6 +41,8 @@ def drive(chain: Chain, roles: Sequence[Role], *,
             if index in done:
                 continue
             step = role.step()
+            if until is not None and step.acted and until():
+                return
             if step.done:
                 done.add(index)
             elif step.acted:
@@ -48,8 +50,6 @@ def drive(chain: Chain, roles: Sequence[Role], *,
                 log.debug("%s %s", role.label, step.acted)
             elif step.until is not None:
                 waits.append(step.until)
-        if after_pass is not None:
-            after_pass()
         if acted or len(done) == len(roles):
             continue
         if not waits:

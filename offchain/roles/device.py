@@ -201,7 +201,7 @@ class DeviceRole(Role):
         saved = self.state.get(key)
         if saved is None:
             scores = self.score_peers(self.task_id, round_)
-            saved = {"scores": scores, "salt": secrets.token_bytes(32).hex()}
+            saved = {"scores": scores, "salt": self.new_salt(round_).hex()}
             # Saved before the commitment leaves: a restart can still reveal.
             self.state.put(**{key: saved})
         commitment = score_commitment(self.task_id, round_, saved["scores"],
@@ -210,6 +210,10 @@ class DeviceRole(Role):
                                               commitment, **self.tx("commitScores", round_))
         self.emit("scored", round=round_, gas=receipt.gas_used)
         return Step(acted=f"committed its scores of round {round_}")
+
+    def new_salt(self, round_: int) -> bytes:
+        """A fresh random salt for this round's score commitment."""
+        return secrets.token_bytes(32)
 
     def _reveal(self, round_: int) -> Step:
         saved = self.state.get(f"scores:{round_}")

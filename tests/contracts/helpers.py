@@ -14,24 +14,34 @@ entries of a row are never used.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from web3 import Web3
 
+from offchain.chain.abi import snake
 from offchain.chain.accounts import Wallet
 from offchain.chain.clients.base import ContractClient
 from offchain.chain.contracts import CREDITOR_ROLE, VERSIONER_ROLE, Fedshare
 from offchain.chain.node import Receipt
+from offchain.driver import drive
 from offchain.errors import TransactionReverted
-from offchain.protocol import poq
+from offchain.protocol import phases, poq
 from offchain.protocol.commitments import score_commitment
+from offchain.protocol.phases import Phase
 from offchain.protocol.terms import EPSILON_UNIT, MAX_SCORE
 from offchain.protocol.types import RoundInfo, RoundOutcome, RoundStage, TaskParams
-from offchain.chain.abi import snake
+from offchain.roles.scripted import (
+    ScriptedAggregator,
+    ScriptedDevice,
+    ScriptedRequester,
+    Settler,
+)
 from tests.conftest import task_params
 
 __all__ = [
@@ -300,17 +310,11 @@ def commit_updates(
 
 
 def _commits_closed(fs: Fedshare, info: RoundInfo) -> bool:
-    return (
-        fs.chain.next_timestamp() > info.commit_deadline
-        or info.committed == info.participants
-    )
+    return phases.commits_closed(info, fs.chain.next_timestamp())
 
 
 def _verify_closed(fs: Fedshare, info: RoundInfo) -> bool:
-    return _commits_closed(fs, info) and (
-        fs.chain.next_timestamp() > info.verify_deadline
-        or info.score_committed == info.committed
-    )
+    return phases.verify_closed(info, fs.chain.next_timestamp())
 
 
 def commit_scores(
@@ -365,7 +369,7 @@ def finalize(fs: Fedshare, actors, task_id: int, round_: int) -> RoundOutcome:
     """Finalises the round (waiting for the reveal deadline unless every score
     committer revealed after the verify phase closed)."""
     info = fs.tasks.round_info(task_id, round_)
-    if not (_verify_closed(fs, info) and info.revealed == info.score_committed):
+    if not phases.reveals_closed(info, fs.chain.next_timestamp()):
         fs.chain.advance_past(info.reveal_deadline)
     return fs.tasks.finalize_round(actors.stranger, task_id, round_)
 
@@ -391,22 +395,50 @@ def play_round(
     reveal: Iterable[Wallet] | None = None,
     close: bool = False,
 ) -> tuple[int, list[str], RoundOutcome]:
-    """Opens a round, commits (all participants by default), scores `matrix` (full
-    rows; `reveal` reveal, all by default), finalises and optionally closes.
+    """Plays one round with the protocol's own driver and state machines: the
+    aggregator opens it, `committers` (all participants by default) commit, the
+    devices of `matrix` (full rows) commit their scores and those of `reveal` (all by
+    default) reveal them, a stranger finalises as soon as the contract allows it,
+    and with `close` the aggregator aggregates and the requester publishes. Parties
+    that do not act in a phase stay silent; the driver moves the clock past deadlines
+    only when nobody can act.
 
     Returns the round index, the round's participants (the order of the matrix columns)
     and the outcome.
     """
     round_ = open_round(fs, actors, task_id)
+    state = Path(tempfile.mkdtemp(prefix="fedshare-round-"))
     participants = fs.tasks.participants(task_id)
-    if committers is None:
-        committers = [d for d in actors.devices if d.address in participants]
-    commit_updates(fs, task_id, round_, committers)
-    if matrix:
-        score_round(fs, task_id, round_, matrix, reveal=reveal)
-    outcome = finalize(fs, actors, task_id, round_)
+    wallets = {d.address: d for d in actors.devices}
+    members = [wallets[a] for a in participants]
+    committing = set(members if committers is None else committers)
+    rows = assigned_rows(fs, task_id, round_, matrix) if matrix else {}
+    revealing = set(rows if reveal is None else reveal)
+
+    def acts(device: Wallet):
+        return lambda r, phase: (
+            (phase is Phase.TRAIN and device in committing)
+            or (phase is Phase.VERIFY and device in rows)
+            or (phase is Phase.REVEAL and device in revealing))
+
+    outcomes: list[RoundOutcome] = []
+    settler = Settler(fs, actors.stranger, task_id, state, progress=lambda kind, data: (
+        outcomes.append(data["outcome"]) if kind == "finalized" else None))
+    devices = [ScriptedDevice(fs, d, task_id, state,
+                              update_hash=lambda r, d=d: update_hash(r, d),
+                              epsilon=epsilon_for, scores=lambda r, a, d=d: rows[d],
+                              salt=lambda r, d=d: salt_of(r, d), acts=acts(d))
+               for d in members]
+    drive(fs.chain, [settler, *devices],
+          until=lambda: fs.tasks.round_info(task_id, round_).stage is not RoundStage.OPEN)
     if close:
-        close_round(fs, actors, task_id, round_)
+        aggregator = ScriptedAggregator(fs, actors.aggregator, task_id, state,
+                                        aggregate_hash=lambda r: h(500 + r))
+        requester = ScriptedRequester(fs, actors.requester, task_id, state,
+                                      model_hash=lambda r: h(700 + r))
+        drive(fs.chain, [aggregator, requester], until=lambda: fs.tasks.round_info(
+            task_id, round_).stage is RoundStage.CLOSED)
+    (outcome,) = outcomes
     return round_, participants, outcome
 
 
