@@ -9,75 +9,29 @@ parent only watches the chain to report progress and reads the result back from 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from offchain.chain.accounts import Wallet, save_keystore
 from offchain.chain.node import Chain
-from offchain.errors import ChainError, FedshareError
+from offchain.errors import FedshareError
 from offchain.learning.datafile import save_dataset, save_device_data
-from offchain.paths import node_bin
+from offchain.devnodes import anvil_node
 from offchain.runner import Progress, RunConfig, RunReport, Setup, make_report, set_up
 from offchain.storage.exchange import LocalExchange
 
-__all__ = ["anvil_node", "run_processes", "PartyFailed"]
+__all__ = ["run_processes", "PartyFailed"]
 
 
 class PartyFailed(FedshareError):
     """A party's process exited with an error (its log names the problem)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def anvil_node(*, port: int | None = None, state: Path | None = None,
-               timeout: float = 30.0) -> Iterator[str]:
-    """Runs an Anvil node (npm @foundry-rs/anvil) on 127.0.0.1 for the duration;
-    yields its URL. With `state`, the node loads and dumps its state there. Raises
-    ChainError when the binary is missing or the node does not start."""
-    binary = node_bin("anvil")
-    if not binary.exists():
-        raise ChainError(f"{binary} is missing: run 'npm install' in the project root")
-    port = port or _free_port()
-    args = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--silent"]
-    if state is not None:
-        args += ["--state", str(state)]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                Chain.connect(url, timeout=2)
-                break
-            except ChainError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise ChainError("anvil did not start: "
-                                     f"{process.stderr.read().decode()[:500]}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 @dataclass

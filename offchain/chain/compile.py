@@ -25,6 +25,7 @@ from solcx.exceptions import SolcError
 
 from offchain.errors import ChainError
 from offchain.paths import build_dir, contracts_dir, project_root
+from offchain.storage.atomic import write_atomic
 
 __all__ = [
     "ABI_DIR",
@@ -242,7 +243,9 @@ def compile_contracts(*, force: bool = False) -> dict[str, Artifact]:
         raise ChainError(f"compiler output lacks {sorted(missing)}")
     out.mkdir(parents=True, exist_ok=True)
     for artifact in found.values():
-        (out / f"{artifact.name}.json").write_text(json.dumps({
+        # Atomic writes, the fingerprint last: parties starting at the same time
+        # read either the old cache (and compile themselves) or the whole new one.
+        write_atomic(out / f"{artifact.name}.json", json.dumps({
             "abi": artifact.abi,
             "bytecode": artifact.bytecode,
             "deployedBytecode": artifact.deployed_bytecode,
@@ -250,7 +253,7 @@ def compile_contracts(*, force: bool = False) -> dict[str, Artifact]:
             "deployedLinkReferences": artifact.deployed_link_references,
             "immutables": artifact.immutables,
         }))
-    stamp.write_text(fingerprint)
+    write_atomic(stamp, fingerprint)
     return {name: found[name] for name in names}
 
 
