@@ -25,7 +25,7 @@ import numpy as np
 from offchain.errors import ConfigError, PrivacyBudgetExceeded
 from offchain.experiments.attacks import ATTACKS, Attack
 from offchain.experiments.partition import label_skew, split_dirichlet
-from offchain.experiments.robust import ROBUST_AGGREGATORS, robust_aggregate
+from offchain.experiments.robust import ROBUST_AGGREGATORS, robust_rule
 from offchain.learning import poq
 from offchain.learning.data import FederatedSplit, load_autompg, load_mnist, split_iid
 from offchain.learning.evaluate import evaluate, score_update
@@ -260,8 +260,8 @@ def simulate(scenario: Scenario) -> ScenarioResult:
                     result.eliminated_honest += 1
         else:
             chosen = [i for i, d in enumerate(deltas) if d is not None]
-            mean = robust_aggregate(scenario.aggregator, [deltas[i] for i in chosen],
-                                    assumed_attackers=scenario.attackers) if chosen else None
+            rule = robust_rule(scenario.aggregator, assumed_attackers=scenario.attackers)
+            mean = rule.aggregate([deltas[i] for i in chosen]) if chosen else None
         if mean is not None:
             global_vec = apply_update(global_vec, mean)
         result.participants.append(len(members))
