@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from offchain.errors import ConfigError, PrivacyBudgetExceeded
-from offchain.experiments.attacks import ATTACKS, Attack
+from offchain.experiments.attacks import ATTACKS, Attack, make_attack
 from offchain.experiments.partition import label_skew, split_dirichlet
 from offchain.experiments.robust import ROBUST_AGGREGATORS, robust_rule
 from offchain.learning import poq
@@ -228,7 +228,7 @@ def simulate(scenario: Scenario) -> ScenarioResult:
     dp = scenario.training(samples)
     rng = np.random.default_rng(scenario.seed)
     bad = set(rng.permutation(scenario.nodes)[: scenario.attackers].tolist())
-    attack = Attack(kind=scenario.attack) if scenario.attack else None
+    attack = make_attack(scenario.attack) if scenario.attack else None
     nodes = [_Node(i, split.devices[i], attack if i in bad else None, spec.classes, dp,
                    scenario.epsilon, scenario.seed * 10_000 + i)
              for i in range(scenario.nodes)]
