@@ -263,7 +263,7 @@ def experiment(
     """Run experiment suites and write their tables and plots."""
     from offchain.experiments.report import write_report
     from offchain.experiments.run import run_scenarios
-    from offchain.experiments.simulate import Scenario
+    from offchain.experiments.scenario import Scenario
     from offchain.experiments.suites import scenarios
 
     names = list(EXPERIMENTS) if suites == ["all"] else suites

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from offchain.experiments.attacks import Attack, make_attack
-from offchain.experiments.simulate import Scenario, simulate
+from offchain.experiments.scenario import Scenario
+from offchain.experiments.simulate import simulate
 from offchain.experiments.suites import MNIST_LOCAL_EPOCHS
 from offchain.learning.data import DeviceData
 from offchain.privacy.dp import LocalUpdate

@@ -204,9 +204,8 @@ class RobustRule(ABC):
     assumed_attackers: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "assumed_attackers", _count(self.assumed_attackers, "assumed_attackers")
-        )
+        count = _count(self.assumed_attackers, "assumed_attackers")
+        object.__setattr__(self, "assumed_attackers", count)
 
     def aggregate(self, deltas: Sequence[np.ndarray]) -> np.ndarray:
         """The rule's aggregate of ``deltas`` as a new float32 vector.
@@ -270,7 +269,10 @@ class MultiKrum(RobustRule):
 
 
 ROBUST_RULES: Mapping[str, type[RobustRule]] = MappingProxyType(
-    {rule.name: rule for rule in (FedAvg, CoordinateMedian, TrimmedMean, Krum, MultiKrum)}
+    {
+        rule.name: rule
+        for rule in (FedAvg, CoordinateMedian, TrimmedMean, Krum, MultiKrum)
+    }
 )
 """Every baseline rule by the name the suites and tables use."""
 

@@ -11,7 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from offchain.errors import ConfigError
-from offchain.experiments.simulate import Scenario, ScenarioResult, simulate
+from offchain.experiments.scenario import Scenario, ScenarioResult
+from offchain.experiments.simulate import simulate
 from offchain.storage.atomic import write_atomic
 
 __all__ = ["run_scenarios", "scenario_key"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from offchain.experiments.run import run_scenarios
-from offchain.experiments.simulate import Scenario
+from offchain.experiments.scenario import Scenario
 from offchain.experiments.suites import MNIST_LOCAL_EPOCHS
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ import pytest
 from offchain.errors import ConfigError
 from offchain.experiments.report import write_report
 from offchain.experiments.run import run_scenarios, scenario_key
-from offchain.experiments.simulate import Scenario, simulate
+from offchain.experiments.scenario import Scenario, ScenarioResult
+from offchain.experiments.simulate import simulate
 from offchain.experiments.suites import SUITES, scenarios
 
 
@@ -82,8 +83,6 @@ def test_unknown_suite_is_rejected():
 def test_reports_average_seeds_and_show_their_range(tmp_path):
     from dataclasses import asdict
 
-    from offchain.experiments.simulate import ScenarioResult
-
     def result(seed, aggregator, final, attackers=0):
         scenario = Scenario(nodes=10, seed=seed, aggregator=aggregator,
                             attack="noise" if attackers else None, attackers=attackers)
@@ -98,3 +97,8 @@ def test_reports_average_seeds_and_show_their_range(tmp_path):
     assert "mean of 2 seeds (range)" in text
     assert "| none | 0 | 82.0 (80.0–84.0) | 84.0 (83.0–85.0) |  |" in text
     assert "| noise | 2 | 80.0 (78.0–82.0) |  | 0 / 2 |" in text
+
+
+def test_a_suite_without_a_table_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="no table for suite 'chain'"):
+        write_report("chain", [], tmp_path)
