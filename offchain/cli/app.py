@@ -262,16 +262,25 @@ def experiment(
                                "check the code paths."),
     jobs: int = typer.Option(2, help="Runs in parallel (one process and one torch thread "
                              "each)."),
-    fresh: bool = typer.Option(False, help="Recompute runs whose results are cached."),
+    fresh: bool = typer.Option(False, help="Recompute runs already in the run cache "
+                               "(cache/experiments/ under FEDSHARE_HOME, default "
+                               ".fedshare/)."),
     seed: int = typer.Option(0, help="Seed of splits, attackers, models and noise."),
     out: Path = typer.Option(Path("benchmarks/results/experiments"),
-                             help="Where tables (markdown), plots (PNG) and the run "
-                             "cache go."),
+                             help="Where tables (markdown) and plots (PNG) go (quick "
+                             "runs: its quick/ folder)."),
 ) -> None:
-    """Run experiment suites and write their tables and plots."""
+    """Run experiment suites and write their tables and plots.
+
+    Finished runs are cached outside the repository, in cache/experiments/ under the
+    project home (FEDSHARE_HOME, default .fedshare/), keyed by the scenario and a
+    fingerprint of the code that computes it: an interrupted suite resumes, changed
+    code recomputes, --fresh recomputes everything.
+    """
+    from offchain.experiments.cache import RunCache
     from offchain.experiments.report import write_report
     from offchain.experiments.run import run_scenarios
-    from offchain.experiments.simulate import Scenario
+    from offchain.experiments.scenario import Scenario
     from offchain.experiments.suites import scenarios
 
     names = list(EXPERIMENTS) if suites == ["all"] else suites
@@ -280,6 +289,7 @@ def experiment(
         _fail(ConfigError(f"unknown suite {unknown[0]!r}; choose from "
                           f"{', '.join(EXPERIMENTS)} or all"))
     target = out / "quick" if quick else out
+    cache = RunCache.at()
     for name in names:
         try:
             if name == "chain":
@@ -290,14 +300,15 @@ def experiment(
             else:
                 todo = scenarios(name, quick=quick, seed=seed)
                 console.print(f"[bold]{name}[/]: {len(todo)} runs")
+                console.print(f"  cached in {cache.directory}", markup=False)
 
                 def tick(result, done, total):
                     label = Scenario(**result.scenario).label
                     console.print(f"  {done}/{total} {label}: {result.final:.4f} "
                                   f"({result.seconds:.0f} s)", markup=False)
 
-                results = run_scenarios(todo, target / "runs" / name, jobs=jobs,
-                                        fresh=fresh, progress=tick)
+                results = run_scenarios(todo, cache, jobs=jobs, fresh=fresh,
+                                        progress=tick)
                 path = write_report(name, results, target)
         except FedshareError as exc:
             _fail(exc)

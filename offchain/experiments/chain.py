@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from offchain.experiments.attacks import Attack
-from offchain.experiments.simulate import Scenario, simulate
+from offchain.experiments.attacks import Attack, make_attack
+from offchain.experiments.scenario import Scenario
+from offchain.experiments.simulate import simulate
 from offchain.experiments.suites import MNIST_LOCAL_EPOCHS
 from offchain.learning.data import DeviceData
 from offchain.privacy.dp import LocalUpdate
@@ -91,7 +92,7 @@ def run_on_chain(scenario: Scenario, home: Path,
                        model=scenario.spec(), dp=dp, seed=scenario.seed, home=home)
     rng = np.random.default_rng(scenario.seed)
     bad = set(rng.permutation(scenario.nodes)[: scenario.attackers].tolist())
-    attack = Attack(kind=scenario.attack) if scenario.attack else None
+    attack = make_attack(scenario.attack) if scenario.attack else None
     addresses: dict[int, str] = {}
 
     def factory(i: int):

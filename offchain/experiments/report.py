@@ -1,11 +1,15 @@
-"""Tables (markdown) and plots (PNG) of a suite's results."""
+"""Tables (markdown) and plots (PNG) of a suite's results, one page per suite."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
-from offchain.experiments.simulate import AGGREGATORS, ScenarioResult
+from offchain.errors import ConfigError
+from offchain.experiments.rules import AGGREGATORS
+from offchain.experiments.scenario import ScenarioResult
 
 __all__ = ["write_report"]
 
@@ -139,26 +143,56 @@ def _grid(results: list[ScenarioResult], out: Path, stem: str, title: str) -> li
     return lines + ["", f"![{title}]({stem}.png)"]
 
 
+_Page = tuple[str, list[str]]
+"""A suite's page: its title and the lines of its body."""
+
+
+def _dp_table(results: list[ScenarioResult], out: Path) -> _Page:
+    """Title and body of the dp suite's page (DP cost per node count, one plot)."""
+    rounds = results[0].scenario["rounds"]
+    return (f"Accuracy per round, DP vs no DP ({rounds} rounds, IID)",
+            _dp(results, out, "dp"))
+
+
+def _noniid_table(results: list[ScenarioResult], out: Path) -> _Page:
+    """Title and body of the noniid suite's page: one grid and plot per α."""
+    body: list[str] = []
+    for alpha in sorted({r.scenario["alpha"] for r in results}, reverse=True):
+        subset = [r for r in results if r.scenario["alpha"] == alpha]
+        stem = f"noniid-alpha{alpha:g}".replace(".", "_")
+        body += _grid(subset, out, stem, f"Dirichlet α = {alpha:g}") + [""]
+    return f"Non-IID data, {results[0].scenario['nodes']} nodes, ε = 10", body
+
+
+def _attacks_table(results: list[ScenarioResult], out: Path) -> _Page:
+    """Title and body of the attacks suite's page."""
+    nodes = results[0].scenario["nodes"]
+    return (f"Attacks, {nodes} nodes, IID, ε = 10",
+            _grid(results, out, "attacks", "attacks"))
+
+
+def _regression_table(results: list[ScenarioResult], out: Path) -> _Page:
+    """Title and body of the regression suite's page."""
+    nodes = results[0].scenario["nodes"]
+    return (f"Regression (Auto-MPG), {nodes} nodes, ε = 10",
+            _grid(results, out, "regression", "regression"))
+
+
+_TABLES: Mapping[str, Callable[[list[ScenarioResult], Path], _Page]] = MappingProxyType(
+    {"dp": _dp_table, "attacks": _attacks_table, "noniid": _noniid_table,
+     "regression": _regression_table})
+"""Each suite's page, by the suite's name."""
+
+
 def write_report(suite: str, results: list[ScenarioResult], out: Path) -> Path:
     """Writes ``<suite>.md`` (and its PNG plots) under ``out``; returns the markdown
-    path. Raises nothing beyond I/O errors."""
+    path. Raises ConfigError for a suite without a table, and I/O errors."""
+    table = _TABLES.get(suite)
+    if table is None:
+        raise ConfigError(
+            f"no table for suite {suite!r}; choose from {', '.join(_TABLES)}")
     out.mkdir(parents=True, exist_ok=True)
-    first = results[0].scenario
-    if suite == "dp":
-        body = _dp(results, out, "dp")
-        title = f"Accuracy per round, DP vs no DP ({first['rounds']} rounds, IID)"
-    elif suite == "noniid":
-        body = []
-        for alpha in sorted({r.scenario["alpha"] for r in results}, reverse=True):
-            subset = [r for r in results if r.scenario["alpha"] == alpha]
-            stem = f"noniid-alpha{alpha:g}".replace(".", "_")
-            body += _grid(subset, out, stem, f"Dirichlet α = {alpha:g}") + [""]
-        title = f"Non-IID data, {first['nodes']} nodes, ε = 10"
-    else:
-        body = _grid(results, out, suite, suite)
-        title = {"attacks": f"Attacks, {first['nodes']} nodes, IID, ε = 10",
-                 "regression": f"Regression (Auto-MPG), {first['nodes']} nodes, ε = 10"}.get(
-                     suite, suite)
+    title, body = table(results, out)
     seconds = sum(r.seconds for r in results)
     text = "\n".join([f"# {title}", "",
                       f"{len(results)} runs, {seconds / 60:.1f} CPU minutes; regenerate with "

@@ -2,41 +2,54 @@
 
 fedshare itself aggregates encrypted updates with a plain mean; these
 plaintext aggregators are the usual Byzantine-robust baselines it is compared
-against:
+against. Each is one :class:`RobustRule` with the same interface, looked up by
+the name the suites and tables use (:data:`ROBUST_RULES`, :func:`robust_rule`):
 
-* ``fedavg`` -- the coordinate-wise mean (McMahan et al. 2017);
-* ``median`` -- the coordinate-wise median (Yin et al. 2018);
-* ``trimmed-mean`` -- per coordinate, drop the ``trim`` largest and ``trim``
-  smallest values and average the rest (Yin et al. 2018);
-* ``krum`` -- pick the update closest to its ``n - f - 2`` nearest neighbours
-  (Blanchard et al. 2017); :func:`krum` with ``select > 1`` is Multi-Krum
-  (El Mhamdi et al. 2018).
+* ``fedavg`` -- :class:`FedAvg`, the coordinate-wise mean (McMahan et al.
+  2017), computed by the runtime's :func:`offchain.learning.fedavg.average`;
+* ``median`` -- :class:`CoordinateMedian` (Yin et al. 2018);
+* ``trimmed-mean`` -- :class:`TrimmedMean`: per coordinate, drop the ``f``
+  largest and ``f`` smallest values and average the rest (Yin et al. 2018);
+* ``krum`` -- :class:`Krum`: the update closest to its ``n - f - 2`` nearest
+  neighbours (Blanchard et al. 2017);
+* ``multi-krum`` -- :class:`MultiKrum`: the mean of the ``n - f`` updates Krum
+  ranks best (El Mhamdi et al. 2018).
 
-Every aggregator takes a sequence of 1-D, finite, equally long deltas, works in
-float64 and returns a new float32 vector.
+``f`` is the number of attackers a rule is told to tolerate. The plain
+functions (:func:`coordinate_median`, :func:`trimmed_mean`, :func:`krum_select`,
+:func:`krum`) are the maths the rules wrap. Every aggregator takes a sequence of
+1-D, finite, equally long deltas, works in float64 and returns a new float32
+vector.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 
 from offchain.errors import ConfigError, LearningError
-from offchain.learning.fedavg import finite_vector
+from offchain.learning.fedavg import average, finite_vector
 
 __all__ = [
     "ROBUST_AGGREGATORS",
+    "ROBUST_RULES",
+    "CoordinateMedian",
+    "FedAvg",
+    "Krum",
+    "MultiKrum",
+    "RobustRule",
+    "TrimmedMean",
     "coordinate_median",
-    "fedavg",
     "krum",
     "krum_select",
-    "robust_aggregate",
+    "robust_rule",
     "trimmed_mean",
 ]
-
-ROBUST_AGGREGATORS = ("fedavg", "median", "trimmed-mean", "krum", "multi-krum")
-"""Names :func:`robust_aggregate` accepts."""
 
 
 def _stack(deltas: Sequence[np.ndarray]) -> np.ndarray:
@@ -73,45 +86,21 @@ def _count(value: object, what: str, minimum: int = 0) -> int:
     return int(value)
 
 
-def fedavg(deltas: Sequence[np.ndarray]) -> np.ndarray:
-    """Coordinate-wise mean of ``deltas`` (float64 arithmetic, float32 result).
-
-    Raises LearningError for no deltas or deltas of different lengths;
-    UpdateRejected for a non-1-D or non-finite delta (or a mean that overflows
-    float32).
-    """
-    return _finish(_stack(deltas).mean(axis=0))
+def _mean(matrix: np.ndarray) -> np.ndarray:
+    """FedAvg of the rows of a validated matrix, by the runtime's averaging."""
+    return average(list(matrix))
 
 
-def coordinate_median(deltas: Sequence[np.ndarray]) -> np.ndarray:
-    """Coordinate-wise median of ``deltas``; with an even count, the mean of the
-    two middle values.
-
-    Raises LearningError for no deltas or deltas of different lengths;
-    UpdateRejected for a non-1-D or non-finite delta.
-    """
-    return _finish(np.median(_stack(deltas), axis=0))
-
-
-def trimmed_mean(deltas: Sequence[np.ndarray], trim: int) -> np.ndarray:
-    """Coordinate-wise mean after dropping the ``trim`` largest and ``trim``
-    smallest values of each coordinate (``trim=0`` is the plain mean).
-
-    Raises LearningError if ``trim`` is not an int >= 0 or ``2 * trim >= n``,
-    for no deltas or deltas of different lengths; UpdateRejected for a non-1-D
-    or non-finite delta.
-    """
-    k = _count(trim, "trim")
-    matrix = _stack(deltas)
+def _trimmed(matrix: np.ndarray, trim: int) -> np.ndarray:
+    """Coordinate-wise trimmed mean of a validated matrix (``2 * trim < n`` checked)."""
     n = matrix.shape[0]
-    if 2 * k >= n:
+    if 2 * trim >= n:
         raise LearningError(
-            f"trimmed mean needs 2 * trim < n: got trim={k} with n={n} deltas"
+            f"trimmed mean needs 2 * trim < n: got trim={trim} with n={n} deltas"
         )
-    if k == 0:
-        return _finish(matrix.mean(axis=0))
-    ordered = np.sort(matrix, axis=0)
-    return _finish(ordered[k : n - k].mean(axis=0))
+    if trim == 0:
+        return _mean(matrix)
+    return _mean(np.sort(matrix, axis=0)[trim : n - trim])
 
 
 def _krum_scores(matrix: np.ndarray, byzantine: int) -> np.ndarray:
@@ -128,6 +117,45 @@ def _krum_scores(matrix: np.ndarray, byzantine: int) -> np.ndarray:
     neighbours = n - byzantine - 2
     nearest = np.partition(dist2, neighbours - 1, axis=1)[:, :neighbours]
     return nearest.sum(axis=1)
+
+
+def _krum_choice(matrix: np.ndarray, byzantine: int, select: int) -> list[int]:
+    """Rows Krum trusts most in a validated matrix, best first (lower index on ties).
+
+    Raises LearningError unless ``n > 2 * byzantine + 2`` and ``select <= n``.
+    """
+    n = matrix.shape[0]
+    if n <= 2 * byzantine + 2:
+        raise LearningError(
+            f"Krum needs n > 2 * byzantine + 2: got n={n} deltas with "
+            f"byzantine={byzantine} (needs n >= {2 * byzantine + 3})"
+        )
+    if select > n:
+        raise LearningError(f"select must be in 1..{n} (n deltas), got {select}")
+    order = np.argsort(_krum_scores(matrix, byzantine), kind="stable")
+    return [int(i) for i in order[:select]]
+
+
+def coordinate_median(deltas: Sequence[np.ndarray]) -> np.ndarray:
+    """Coordinate-wise median of ``deltas``; with an even count, the mean of the
+    two middle values.
+
+    Raises LearningError for no deltas or deltas of different lengths;
+    UpdateRejected for a non-1-D or non-finite delta.
+    """
+    return _finish(np.median(_stack(deltas), axis=0))
+
+
+def trimmed_mean(deltas: Sequence[np.ndarray], trim: int) -> np.ndarray:
+    """Coordinate-wise mean after dropping the ``trim`` largest and ``trim``
+    smallest values of each coordinate (``trim=0`` is FedAvg).
+
+    Raises LearningError if ``trim`` is not an int >= 0 or ``2 * trim >= n``,
+    for no deltas or deltas of different lengths; UpdateRejected for a non-1-D
+    or non-finite delta.
+    """
+    k = _count(trim, "trim")
+    return _finish(_trimmed(_stack(deltas), k))
 
 
 def krum_select(
@@ -147,62 +175,121 @@ def krum_select(
     """
     f = _count(byzantine, "byzantine")
     m = _count(select, "select", minimum=1)
-    matrix = _stack(deltas)
-    n = matrix.shape[0]
-    if n <= 2 * f + 2:
-        raise LearningError(
-            f"Krum needs n > 2 * byzantine + 2: got n={n} deltas with "
-            f"byzantine={f} (needs n >= {2 * f + 3})"
-        )
-    if m > n:
-        raise LearningError(f"select must be in 1..{n} (n deltas), got {m}")
-    scores = _krum_scores(matrix, f)
-    order = np.argsort(scores, kind="stable")
-    return [int(i) for i in order[:m]]
+    return _krum_choice(_stack(deltas), f, m)
 
 
 def krum(
     deltas: Sequence[np.ndarray], byzantine: int, *, select: int = 1
 ) -> np.ndarray:
-    """Krum (``select=1``) or Multi-Krum (``select>1``): the mean of the deltas
+    """Krum (``select=1``) or Multi-Krum (``select>1``): the FedAvg of the deltas
     :func:`krum_select` picks, as float32.
 
     Raises the same errors as :func:`krum_select`.
     """
-    items = list(deltas)
-    chosen = krum_select(items, byzantine, select)
-    matrix = _stack([items[i] for i in chosen])
-    return _finish(matrix.mean(axis=0))
+    f = _count(byzantine, "byzantine")
+    m = _count(select, "select", minimum=1)
+    matrix = _stack(deltas)
+    return _finish(_mean(matrix[_krum_choice(matrix, f, m)]))
 
 
-def robust_aggregate(
-    name: str, deltas: Sequence[np.ndarray], *, assumed_attackers: int
-) -> np.ndarray:
-    """Aggregate ``deltas`` with the aggregator called ``name``.
-
-    ``assumed_attackers`` (``f``, an int >= 0) is the number of attackers the
-    aggregator is told to tolerate: ``trimmed-mean`` trims ``f`` values from
-    each side, ``krum`` runs with ``byzantine=f`` and ``select=1``,
-    ``multi-krum`` with ``select=n - f`` (El Mhamdi et al.); ``fedavg`` and
-    ``median`` ignore it. With ``f=0`` the trimmed mean is the
-    plain mean.
-    Raises ConfigError for a name not in ROBUST_AGGREGATORS (listing them);
-    LearningError if ``assumed_attackers`` is not an int >= 0 or is too large for
-    the number of deltas, and for the aggregators' own input errors;
-    UpdateRejected for a non-1-D or non-finite delta.
+@dataclass(frozen=True, kw_only=True)
+class RobustRule(ABC):
+    """A plaintext aggregation rule: :meth:`aggregate` turns a round's deltas into
+    one float32 delta. ``assumed_attackers`` (an int >= 0) is how many attackers the
+    rule is told to tolerate; rules that need no such number ignore it.
+    Raises LearningError if ``assumed_attackers`` is not an int >= 0.
     """
-    if name not in ROBUST_AGGREGATORS:
+
+    name: ClassVar[str]
+    assumed_attackers: int = 0
+
+    def __post_init__(self) -> None:
+        count = _count(self.assumed_attackers, "assumed_attackers")
+        object.__setattr__(self, "assumed_attackers", count)
+
+    def aggregate(self, deltas: Sequence[np.ndarray]) -> np.ndarray:
+        """The rule's aggregate of ``deltas`` as a new float32 vector.
+
+        Raises LearningError for no deltas, deltas of different lengths or too
+        few deltas for the assumed attackers; UpdateRejected for a non-1-D or
+        non-finite delta, or an aggregate that overflows float32.
+        """
+        return _finish(self._combine(_stack(deltas)))
+
+    @abstractmethod
+    def _combine(self, matrix: np.ndarray) -> np.ndarray:
+        """The aggregate of the rows of a validated float64 matrix ``[n, d]``."""
+
+
+class FedAvg(RobustRule):
+    """The coordinate-wise mean of every delta (the runtime's FedAvg)."""
+
+    name: ClassVar[str] = "fedavg"
+
+    def _combine(self, matrix: np.ndarray) -> np.ndarray:
+        return _mean(matrix)
+
+
+class CoordinateMedian(RobustRule):
+    """The coordinate-wise median of the deltas."""
+
+    name: ClassVar[str] = "median"
+
+    def _combine(self, matrix: np.ndarray) -> np.ndarray:
+        return np.median(matrix, axis=0)
+
+
+class TrimmedMean(RobustRule):
+    """Per coordinate, the mean after dropping ``assumed_attackers`` values from
+    each side (FedAvg when it is 0)."""
+
+    name: ClassVar[str] = "trimmed-mean"
+
+    def _combine(self, matrix: np.ndarray) -> np.ndarray:
+        return _trimmed(matrix, self.assumed_attackers)
+
+
+class Krum(RobustRule):
+    """The single delta Krum ranks best with ``byzantine = assumed_attackers``."""
+
+    name: ClassVar[str] = "krum"
+
+    def _combine(self, matrix: np.ndarray) -> np.ndarray:
+        return _mean(matrix[_krum_choice(matrix, self.assumed_attackers, 1)])
+
+
+class MultiKrum(RobustRule):
+    """The FedAvg of the ``n - assumed_attackers`` deltas Krum ranks best."""
+
+    name: ClassVar[str] = "multi-krum"
+
+    def _combine(self, matrix: np.ndarray) -> np.ndarray:
+        f = self.assumed_attackers
+        return _mean(matrix[_krum_choice(matrix, f, matrix.shape[0] - f)])
+
+
+ROBUST_RULES: Mapping[str, type[RobustRule]] = MappingProxyType(
+    {
+        rule.name: rule
+        for rule in (FedAvg, CoordinateMedian, TrimmedMean, Krum, MultiKrum)
+    }
+)
+"""Every baseline rule by the name the suites and tables use."""
+
+ROBUST_AGGREGATORS = tuple(ROBUST_RULES)
+"""The baselines' names, in table order."""
+
+
+def robust_rule(name: str, *, assumed_attackers: int = 0) -> RobustRule:
+    """The baseline called ``name``, told to tolerate ``assumed_attackers``.
+
+    Raises ConfigError for a name not in ROBUST_RULES (listing them);
+    LearningError if ``assumed_attackers`` is not an int >= 0.
+    """
+    rule = ROBUST_RULES.get(name)
+    if rule is None:
         raise ConfigError(
             f"unknown robust aggregator {name!r}; choose one of "
             f"{', '.join(ROBUST_AGGREGATORS)}"
         )
-    f = _count(assumed_attackers, "assumed_attackers")
-    if name == "fedavg":
-        return fedavg(deltas)
-    if name == "median":
-        return coordinate_median(deltas)
-    if name == "trimmed-mean":
-        return trimmed_mean(deltas, f)
-    items = list(deltas)
-    return krum(items, f, select=len(items) - f if name == "multi-krum" else 1)
-
+    return rule(assumed_attackers=assumed_attackers)

@@ -86,7 +86,7 @@ def average(deltas: Sequence[np.ndarray]) -> np.ndarray:
     """Coordinate-wise mean of ``deltas`` (computed in float64, returned float32).
 
     Raises LearningError for no deltas or deltas of different lengths;
-    UpdateRejected for a non-1-D or non-finite delta.
+    UpdateRejected for a non-1-D or non-finite delta, or a mean beyond float32.
     """
     items = list(deltas)
     if not items:
@@ -99,7 +99,9 @@ def average(deltas: Sequence[np.ndarray]) -> np.ndarray:
     total = np.zeros(sizes[0], dtype=np.float64)
     for a in arrays:
         total += a
-    return (total / len(arrays)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        mean = (total / len(arrays)).astype(np.float32)
+    return finite_vector(mean, "average")
 
 
 def apply_update(global_vec: np.ndarray, mean_delta: np.ndarray) -> np.ndarray:

@@ -42,12 +42,18 @@ def test_experiment_chain_runs_rows_through_the_contracts_and_the_simulation(tmp
     assert abs(chain_acc - sim_acc) < 3.0 and chain_acc > 80
 
 
-def test_experiment_writes_a_suites_table_and_rejects_unknown_suites(tmp_path):
+def test_experiment_writes_a_suites_table_and_rejects_unknown_suites(tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("FEDSHARE_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(app, ["experiment", "regression", "--quick", "--jobs", "1",
-                                      "--out", str(tmp_path)])
+                                      "--out", str(tmp_path / "tables")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "quick" / "regression.md").exists()
-    assert (tmp_path / "quick" / "regression.png").exists()
-    result = CliRunner().invoke(app, ["experiment", "fast", "--out", str(tmp_path)])
+    assert (tmp_path / "tables" / "quick" / "regression.md").exists()
+    assert (tmp_path / "tables" / "quick" / "regression.png").exists()
+    assert not (tmp_path / "tables" / "quick" / "runs").exists()
+    # The runs are cached under the project home, one file per scenario.
+    (code,) = (tmp_path / "home" / "cache" / "experiments").iterdir()
+    assert len(list(code.glob("*.json"))) == 13
+    result = CliRunner().invoke(app, ["experiment", "fast", "--out", str(tmp_path / "t")])
     assert result.exit_code == 2
     assert "unknown suite 'fast'" in result.output

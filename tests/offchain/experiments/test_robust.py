@@ -11,23 +11,38 @@ from hypothesis.extra.numpy import arrays
 from offchain.errors import ConfigError, LearningError, UpdateRejected
 from offchain.experiments.robust import (
     ROBUST_AGGREGATORS,
+    ROBUST_RULES,
+    CoordinateMedian,
+    FedAvg,
+    Krum,
+    MultiKrum,
+    RobustRule,
+    TrimmedMean,
     coordinate_median,
-    fedavg,
     krum,
     krum_select,
-    robust_aggregate,
+    robust_rule,
     trimmed_mean,
 )
+from offchain.learning.fedavg import average
 
 
 def _vecs(*rows: list[float]) -> list[np.ndarray]:
     return [np.array(r, dtype=np.float32) for r in rows]
 
 
-def test_fedavg_is_the_mean() -> None:
-    out = fedavg(_vecs([1, 2], [3, 6], [5, 1]))
+def _aggregate(name: str, deltas: list[np.ndarray], f: int) -> np.ndarray:
+    return robust_rule(name, assumed_attackers=f).aggregate(deltas)
+
+
+def test_fedavg_is_the_runtime_mean() -> None:
+    deltas = _vecs([1, 2], [3, 6], [5, 1])
+    out = FedAvg().aggregate(deltas)
     assert out.dtype == np.float32
     assert out.tolist() == [3.0, 3.0]
+    rng = np.random.default_rng(1)
+    noisy = [rng.normal(0, 1, 500).astype(np.float32) for _ in range(7)]
+    assert np.array_equal(FedAvg().aggregate(noisy), average(noisy))
 
 
 def test_median_odd_and_even() -> None:
@@ -44,7 +59,7 @@ def test_trimmed_mean_drops_extremes_per_coordinate() -> None:
     assert out.dtype == np.float32
     assert out.tolist() == [3.0, 2.0]
     assert trimmed_mean(deltas, 2).tolist() == [3.0, 2.0]  # the median
-    assert trimmed_mean(deltas, 0).tolist() == fedavg(deltas).tolist()
+    assert trimmed_mean(deltas, 0).tolist() == average(deltas).tolist()
 
 
 def test_trimmed_mean_rejects_bad_trim() -> None:
@@ -113,11 +128,10 @@ def test_krum_rejects_too_few_deltas_and_bad_args() -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        fedavg,
         coordinate_median,
         lambda d: trimmed_mean(d, 0),
         lambda d: krum(d, 0),
-        lambda d: robust_aggregate("median", d, assumed_attackers=0),
+        *(rule(assumed_attackers=0).aggregate for rule in ROBUST_RULES.values()),
     ],
 )
 def test_every_aggregator_validates_inputs(call) -> None:  # type: ignore[no-untyped-def]
@@ -135,44 +149,58 @@ def test_inputs_are_not_modified() -> None:
     deltas = _vecs([3, 1], [1, 2], [2, 3], [9, 9])
     before = [d.copy() for d in deltas]
     for name in ROBUST_AGGREGATORS:
-        robust_aggregate(name, deltas, assumed_attackers=0 if "krum" in name else 1)
+        _aggregate(name, deltas, 0 if "krum" in name else 1)
     assert all(np.array_equal(a, b) for a, b in zip(deltas, before, strict=True))
 
 
-def test_robust_aggregate_dispatches() -> None:
+def test_each_rule_is_a_class_found_by_its_name() -> None:
     assert ROBUST_AGGREGATORS == ("fedavg", "median", "trimmed-mean", "krum", "multi-krum")
+    assert list(ROBUST_RULES.values()) == [
+        FedAvg, CoordinateMedian, TrimmedMean, Krum, MultiKrum
+    ]
+    for name, rule in ROBUST_RULES.items():
+        assert issubclass(rule, RobustRule) and rule.name == name
+        made = robust_rule(name, assumed_attackers=2)
+        assert type(made) is rule and made.assumed_attackers == 2
+    assert robust_rule("krum") == Krum(assumed_attackers=0)
+
+
+def test_rules_tolerate_the_assumed_attackers() -> None:
     deltas = _vecs([0], [1], [2], [3], [100])
-    assert robust_aggregate("fedavg", deltas, assumed_attackers=1).tolist() == [
-        np.float32(21.2)
-    ]
-    assert robust_aggregate("median", deltas, assumed_attackers=1).tolist() == [2.0]
-    assert robust_aggregate("trimmed-mean", deltas, assumed_attackers=1).tolist() == [
-        2.0
-    ]
-    assert robust_aggregate("trimmed-mean", deltas, assumed_attackers=0).tolist() == [
-        np.float32(21.2)
-    ]
+    assert _aggregate("fedavg", deltas, 1).tolist() == [np.float32(21.2)]
+    assert _aggregate("median", deltas, 1).tolist() == [2.0]
+    assert _aggregate("trimmed-mean", deltas, 1).tolist() == [2.0]
+    assert _aggregate("trimmed-mean", deltas, 0).tolist() == [np.float32(21.2)]
     # f=1 (2 nearest others): scores 5, 2, 2, 5, big -> tie, lower index wins.
-    assert robust_aggregate("krum", deltas, assumed_attackers=1).tolist() == [1.0]
+    assert _aggregate("krum", deltas, 1).tolist() == [1.0]
     # f=0 (3 nearest others): scores 14, 6, 6, 14, big.
-    assert robust_aggregate("krum", deltas, assumed_attackers=0).tolist() == [1.0]
+    assert _aggregate("krum", deltas, 0).tolist() == [1.0]
     # Multi-Krum keeps the n - f best-scored: f=1 drops only the outlier.
-    assert robust_aggregate("multi-krum", deltas, assumed_attackers=1).tolist() == [1.5]
+    assert _aggregate("multi-krum", deltas, 1).tolist() == [1.5]
 
 
-def test_robust_aggregate_rejects_unknown_names_and_bad_counts() -> None:
+def test_unknown_names_and_bad_counts_are_rejected() -> None:
     with pytest.raises(
         ConfigError,
         match="unknown robust aggregator 'mean'; choose one of fedavg, median, "
         "trimmed-mean, krum, multi-krum",
     ):
-        robust_aggregate("mean", _vecs([0]), assumed_attackers=0)
-    with pytest.raises(LearningError, match="assumed_attackers must be an int >= 0"):
-        robust_aggregate("fedavg", _vecs([0]), assumed_attackers=-1)
+        robust_rule("mean")
+    for bad in (-1, 1.0, True):
+        with pytest.raises(LearningError, match="assumed_attackers must be an int >= 0"):
+            robust_rule("fedavg", assumed_attackers=bad)  # type: ignore[arg-type]
     with pytest.raises(LearningError, match="2 \\* trim < n"):
-        robust_aggregate("trimmed-mean", _vecs([0], [1]), assumed_attackers=1)
+        _aggregate("trimmed-mean", _vecs([0], [1]), 1)
     with pytest.raises(LearningError, match="Krum needs"):
-        robust_aggregate("krum", _vecs([0], [1], [2], [3]), assumed_attackers=1)
+        _aggregate("krum", _vecs([0], [1], [2], [3]), 1)
+    with pytest.raises(LearningError, match="Krum needs"):
+        _aggregate("multi-krum", _vecs([0], [1], [2], [3]), 1)
+
+
+def test_an_aggregate_that_overflows_float32_is_rejected() -> None:
+    huge = [np.array([1e300]), np.array([1e300]), np.array([1e300])]
+    with pytest.raises(UpdateRejected, match="has 1 non-finite"):
+        FedAvg().aggregate(huge)
 
 
 def test_krum_is_fast_on_50_by_20000() -> None:

@@ -9,8 +9,10 @@ import pytest
 
 from offchain.errors import ConfigError
 from offchain.experiments.report import write_report
-from offchain.experiments.run import run_scenarios, scenario_key
-from offchain.experiments.simulate import Scenario, simulate
+from offchain.experiments.cache import RunCache
+from offchain.experiments.run import run_scenarios
+from offchain.experiments.scenario import Scenario, ScenarioResult
+from offchain.experiments.simulate import simulate
 from offchain.experiments.suites import SUITES, scenarios
 
 
@@ -61,16 +63,17 @@ def test_bad_scenarios_are_rejected(kwargs, message):
 @pytest.mark.parametrize("suite", SUITES)
 def test_quick_suites_run_and_write_tables_and_plots(suite, tmp_path):
     todo = scenarios(suite, quick=True)
-    results = run_scenarios(todo, tmp_path / "runs", jobs=1)
+    cache = RunCache.at(tmp_path / "cache")
+    results = run_scenarios(todo, cache, jobs=1)
     path = write_report(suite, results, tmp_path)
     text = path.read_text()
     assert text.startswith("# ") and f"fedshare experiment {suite}" in text
     assert any(p.suffix == ".png" and p.stat().st_size > 5_000 for p in tmp_path.iterdir())
     # Cached: a second call runs nothing and returns the same results.
-    again = run_scenarios(todo, tmp_path / "runs", jobs=1,
+    again = run_scenarios(todo, cache, jobs=1,
                           progress=lambda *a: pytest.fail("ran a cached scenario"))
     assert [r.curve for r in again] == [r.curve for r in results]
-    cached = json.loads((tmp_path / "runs" / f"{scenario_key(todo[0])}.json").read_text())
+    cached = json.loads(cache.path(todo[0]).read_text())
     assert cached["curve"] == results[0].curve
 
 
@@ -81,8 +84,6 @@ def test_unknown_suite_is_rejected():
 
 def test_reports_average_seeds_and_show_their_range(tmp_path):
     from dataclasses import asdict
-
-    from offchain.experiments.simulate import ScenarioResult
 
     def result(seed, aggregator, final, attackers=0):
         scenario = Scenario(nodes=10, seed=seed, aggregator=aggregator,
@@ -98,3 +99,8 @@ def test_reports_average_seeds_and_show_their_range(tmp_path):
     assert "mean of 2 seeds (range)" in text
     assert "| none | 0 | 82.0 (80.0–84.0) | 84.0 (83.0–85.0) |  |" in text
     assert "| noise | 2 | 80.0 (78.0–82.0) |  | 0 / 2 |" in text
+
+
+def test_a_suite_without_a_table_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="no table for suite 'chain'"):
+        write_report("chain", [], tmp_path)

@@ -70,6 +70,8 @@ def test_average_rejects_empty_mismatched_and_non_finite() -> None:
         average([np.zeros(3), np.zeros(3), np.zeros(2)])
     with pytest.raises(UpdateRejected, match="delta 1 has 1 non-finite"):
         average([np.zeros(2), np.array([0.0, np.inf])])
+    with pytest.raises(UpdateRejected, match="average has 1 non-finite"):
+        average([np.array([1e300, 0.0])])  # finite, but not as float32
 
 
 def test_apply_update() -> None:

@@ -238,6 +238,7 @@ def test_drive_runs_a_task_to_its_end_and_every_wei_ends_where_it_belongs(world)
     assert fs.tasks.total_held() == 0 == fs.chain.balance(fs.tasks.address)
     assert fs.chain.balance(world.owner.address) > owner_before + paid - ETHER // 100
     assert fs.chain.balance(world.requester.address) < requester_before
+    assert all(role.journal.pending() is None for role in world.roles)
 
     # Stepped again after the end, every role is done and sends nothing.
     nonces = [world.nonce(r) for r in world.roles]
@@ -251,8 +252,8 @@ def test_every_role_is_done_after_a_cancelled_task_and_sends_nothing_more(world)
     fs = world.fs
     world.open_first_round()
     world.commit_updates((0,))
-    # The requester may cancel only while no round is in progress: once a stranger
-    # may (the task stalled), anyone does.
+    # With a round in progress the requester may not cancel; once the task has
+    # stalled anyone may, and a device does.
     world.chain.advance_past(world.requester.read().stalled_after + 60)
     assert world.devices[1].step().acted == "cancelled the stalled task"
     assert fs.tasks.state(world.task_id).status is TaskStatus.CANCELLED
