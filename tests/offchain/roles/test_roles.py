@@ -141,24 +141,12 @@ class World:
         assert self.info().stage is RoundStage.FINALIZED
 
 
-class _Reached(Exception):
-    """The condition a test drives towards holds."""
-
-
 def drive_until(chain: Chain, roles: Sequence[Role],
                 condition: Callable[[], bool]) -> None:
-    """Drives `roles` (the driver's passes and clock) until `condition()` holds after a
-    pass. Fails the test when the roles finish first."""
-
-    def check() -> None:
-        if condition():
-            raise _Reached
-
-    try:
-        drive(chain, roles, after_pass=check)
-    except _Reached:
-        return
-    raise AssertionError("every role finished before the condition held")
+    """Drives `roles` (the driver's passes and clock) until `condition()` holds after
+    a step. Fails the test when the roles finish first."""
+    drive(chain, roles, until=condition)
+    assert condition(), "every role finished before the condition held"
 
 
 def make_world(fs: Fedshare, actors, tmp_path: Path, plan: TaskPlan = PLAN, *,
