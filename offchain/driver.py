@@ -52,6 +52,9 @@ def drive(chain: Chain, roles: Sequence[Role], *,
                 waits.append(step.until)
         if acted or len(done) == len(roles):
             continue
+        # A deadline already behind the clock will not let anyone act either.
+        now = chain.next_timestamp()
+        waits = [until_ for until_ in waits if until_ >= now]
         if not waits:
             waiting = [r.label for i, r in enumerate(roles) if i not in done]
             raise TaskStalled(f"nobody can act and no deadline is left; waiting: "

@@ -229,30 +229,35 @@ class DeviceRole(Role):
     def score_peers(self, task_id: int, round_: int) -> list[int]:
         """Scores the updates assigned to this device, in assignment order, on its own
         validation data (accuracy in basis points). Peers that committed nothing, sent
-        no letter, a letter not signed by them, or an update that fails to unseal or
-        decode score 0; the problem is logged."""
+        no letter signed by them, signed two different letters, or an update that
+        fails to unseal or decode score 0; the problem is logged. Letters in a peer's
+        name that it did not sign are ignored."""
         info = self.fs.tasks.round_info(task_id, round_)
         global_vec = load_model(self.exchange, info.global_model_hash, self.spec)
         letters = self.exchange.inbox(task_id, round_, self.address)
         chain_id = self.fs.chain.chain_id
         scores = []
         for peer in self.fs.tasks.assignment(task_id, round_, self.address):
-            letter = letters.get(peer)
             if self.fs.tasks.submission(task_id, round_, peer).update_hash == NO_HASH:
                 scores.append(0)
                 continue
-            if letter is None:
-                log.warning("task %s round %s: %s sent no update to verify",
-                            task_id, round_, peer)
+            named = [letter for sender, sent in letters.items()
+                     if sender.lower() == peer.lower() for letter in sent]
+            signed = {letter.blob: letter for letter in named
+                      if recover_signer(letter_digest(chain_id, task_id, round_, peer,
+                                                      self.address, letter.blob),
+                                        letter.signature) == peer}
+            if len(signed) != 1:
+                if not named:
+                    why = f"{peer} sent no update to verify"
+                elif not signed:
+                    why = f"letter from {peer} refused: not signed by it"
+                else:
+                    why = f"{peer} signed {len(signed)} different updates (two faces)"
+                log.warning("task %s round %s: %s; it scores 0", task_id, round_, why)
                 scores.append(0)
                 continue
-            digest = letter_digest(chain_id, task_id, round_, peer, self.address,
-                                   letter.blob)
-            if recover_signer(digest, letter.signature) != peer:
-                log.warning("task %s round %s: letter from %s refused: not signed by it",
-                            task_id, round_, peer)
-                scores.append(0)
-                continue
+            (letter,) = signed.values()
             try:
                 sealed = self.exchange.get(letter.blob)
                 delta = decode_vector(unseal(self.wallet.unseal_key(), sealed),

@@ -28,8 +28,8 @@ class Exchange(Protocol):
     def post(self, task_id: int, round_: int, letter: Letter) -> None:
         """Delivers `letter` to its recipient (idempotent for the same letter)."""
 
-    def inbox(self, task_id: int, round_: int, recipient: str) -> dict[str, Letter]:
-        """The letters to `recipient` in the round, by sender."""
+    def inbox(self, task_id: int, round_: int, recipient: str) -> dict[str, list[Letter]]:
+        """The letters to `recipient` in the round, by the sender each names."""
 
 
 class LocalExchange:
@@ -49,5 +49,5 @@ class LocalExchange:
     def post(self, task_id: int, round_: int, letter: Letter) -> None:
         self.mailbox.post(task_id, round_, letter)
 
-    def inbox(self, task_id: int, round_: int, recipient: str) -> dict[str, Letter]:
+    def inbox(self, task_id: int, round_: int, recipient: str) -> dict[str, list[Letter]]:
         return self.mailbox.inbox(task_id, round_, recipient)

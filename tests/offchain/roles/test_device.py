@@ -131,7 +131,7 @@ def test_a_device_commits_the_update_it_seals_to_its_verifiers_and_then_waits(wo
     plains = []
     for verifier in world.devices[1:]:
         inbox = world.exchange.inbox(world.task_id, 0, verifier.address)
-        letter = inbox[device.address]
+        (letter,) = inbox[device.address]
         digest = letter_digest(world.chain.chain_id, world.task_id, 0, device.address,
                                verifier.address, letter.blob)
         assert recover_signer(digest, letter.signature) == device.address

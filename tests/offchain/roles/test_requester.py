@@ -45,7 +45,7 @@ def _finalized(world: World) -> list[str]:
 def _delta(world: World, device: str) -> np.ndarray:
     """`device`'s round-0 update as a verifier unseals it from its letter."""
     verifier = next(d for d in world.devices if d.address != device)
-    letter = world.exchange.inbox(world.task_id, 0, verifier.address)[device]
+    (letter,) = world.exchange.inbox(world.task_id, 0, verifier.address)[device]
     return decode_vector(unseal(verifier.wallet.unseal_key(),
                                 world.exchange.get(letter.blob)),
                          expected_size=num_parameters(SPEC))

@@ -294,10 +294,6 @@ def test_an_aggregator_the_task_does_not_name_waits_for_nobody(fs, actors, tmp_p
     assert world.logs("RoundOpened") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "drive() keeps 'advancing' the clock towards deadlines that have already passed "
-    "(every role waits for the stall time of a task that never started) until "
-    "MAX_IDLE_ADVANCES, instead of reporting who waits"))
 def test_drive_names_who_waits_when_every_deadline_waited_for_has_passed(world,
                                                                           monkeypatch):
     # Two of three devices join: the task never starts. The requester and the devices
