@@ -140,6 +140,7 @@ def deploy(chain: Chain, deployer: Wallet, *, manifest: Path | None = None) -> "
     contract. Raises InsufficientFunds when the deployer cannot pay for the whole
     deployment, DeploymentError when the manifest cannot be written."""
     artifacts = compile_contracts()
+    chain.require_cancun()
     if manifest is not None:
         _write_manifest(Path(manifest), {"complete": False, "chain_id": chain.chain_id,
                                          "deployed": {}})
@@ -228,5 +229,6 @@ class Fedshare:
         on `chain` (chain id, code at every address). Raises DeploymentError."""
         deployment = Deployment.load(manifest)
         artifacts = compile_contracts()
+        chain.require_cancun()
         deployment.verify(chain, artifacts)
         return cls(chain, deployment, artifacts)

@@ -62,6 +62,7 @@ class Chain:
         self._chain_id: int | None = None
         self._client: str | None = None
         self._nonces: dict[str, int] = {}
+        self._cancun = False
 
     @classmethod
     def embedded_chain(cls) -> "Chain":
@@ -147,6 +148,24 @@ class Chain:
         raw = self._guard(lambda: self.w3.eth.call({"to": fn.address, "data": data},
                                                    "latest"))
         return decode_outputs(fn.abi["outputs"], bytes(raw))
+
+    def require_cancun(self) -> None:
+        """Checks that the node runs the EVM the contracts are compiled for (Cancun:
+        OpenZeppelin 5 copies memory with MCOPY) by running a three-byte MCOPY in an
+        ``eth_call``. Raises ChainError naming the node when it cannot."""
+        if self._cancun:
+            return
+        probe = "0x" + "600060006000" + "5e" + "00"  # MCOPY(0, 0, 0); STOP
+        try:
+            self.w3.eth.call({"data": probe}, "latest")
+        except Exception as exc:  # noqa: BLE001 - any failure means no Cancun EVM
+            if unreachable(exc):
+                raise
+            raise ChainError(
+                f"{self.where} ({self.client}) does not run the Cancun EVM the contracts "
+                f"are compiled for (MCOPY fails: {str(exc)[:120]}); use Anvil, a Hardhat "
+                f"node or another Cancun-ready chain") from None
+        self._cancun = True
 
     # ------------------------------------------------------------------ development
     def _require_development(self, what: str) -> None:
