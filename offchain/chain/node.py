@@ -246,10 +246,16 @@ class Chain:
         nonce = self._next_nonce(wallet.address)
         params = {"from": wallet.address, "value": value, "nonce": nonce,
                   "chainId": self.chain_id}
-        tx = self._guard(lambda: call.build_transaction(params))
+        # Estimated on the pending block, which carries the time the transaction will
+        # be mined at: a node that mines only on demand (Anvil) leaves the latest
+        # block's clock behind, and a phase that closed by time alone would seem open.
+        # (The embedded chain's clock only moves with mined blocks anyway.)
+        block = "latest" if self.embedded else "pending"
+        gas = self._guard(lambda: call.estimate_gas(params, block_identifier=block))
         # Some nodes (Anvil) estimate net of storage refunds, which is short of what
         # the transaction needs before the refund: leave headroom. Unused gas is not paid.
-        tx["gas"] = tx["gas"] * 5 // 4 + _GAS_HEADROOM
+        tx = self._guard(lambda: call.build_transaction(
+            {**params, "gas": gas * 5 // 4 + _GAS_HEADROOM}))
         self._require_funds(wallet.address, tx, value)
         raw = wallet.sign_transaction(tx)
         tx_hash = Web3.keccak(raw)
