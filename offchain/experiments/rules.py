@@ -98,6 +98,8 @@ class ProofOfQuality(RoundRule):
 
     @classmethod
     def for_scenario(cls, scenario: Scenario) -> ProofOfQuality:
+        """The scenario's verifiers per update, quality gap and minimum quality.
+        Raises nothing."""
         return cls(verifiers=scenario.verifiers, quality_gap=scenario.quality_gap,
                    min_quality=scenario.min_quality)
 
