@@ -568,6 +568,26 @@ def successful_actions(fs: Fedshare, setup: Setup) -> dict[str, Counter]:
     return actions
 
 
+def sent_by(fs: Fedshare, address: str) -> list[str]:
+    """Every transaction `address` sent since the deployment: block, nonce, function
+    and outcome (reads every block: for failure messages)."""
+    w3 = fs.chain.w3
+    contracts = {c.address: c.contract for c in (fs.tasks, fs.vault, fs.devices, fs.models)}
+    lines = []
+    for number in range(fs.deployment.block, w3.eth.block_number + 1):
+        block = w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            if tx["from"] != address:
+                continue
+            status = w3.eth.get_transaction_receipt(tx["hash"])["status"]
+            contract = contracts.get(tx["to"])
+            name = "?" if contract is None else \
+                contract.decode_function_input(tx["input"])[0].fn_name
+            lines.append(f"  block {number} (t={block['timestamp']}) nonce {tx['nonce']} "
+                         f"{name}: {'ok' if status == 1 else 'REVERTED'}")
+    return lines
+
+
 def assert_nothing_sent_twice(fs: Fedshare, setup: Setup, cluster: Cluster) -> None:
     """Every party's nonce equals its successful actions: it sent no transaction
     twice and none that reverted."""
@@ -575,9 +595,11 @@ def assert_nothing_sent_twice(fs: Fedshare, setup: Setup, cluster: Cluster) -> N
     for party in cluster.parties.values():
         did = actions.get(party.address, Counter())
         nonce = fs.chain.nonce_of(party.address)
-        assert nonce == sum(did.values()), (
-            f"{party.name} sent {nonce} transactions but did {sum(did.values())} "
-            f"things: {dict(did)}")
+        if nonce != sum(did.values()):
+            sent = "\n".join(sent_by(fs, party.address))
+            raise AssertionError(
+                f"{party.name} sent {nonce} transactions but did {sum(did.values())} "
+                f"things: {dict(did)}; what it sent:\n{sent}\n{party.tail()}")
 
 
 def saved_epsilon(fs: Fedshare, setup: Setup, party: Party) -> float | None:
