@@ -15,7 +15,7 @@ from typing import Callable
 
 from offchain.chain.node import Chain, unreachable
 from offchain.errors import TaskStalled
-from offchain.roles.base import Role, Step
+from offchain.roles.base import LOST_RACE, Role, Step
 
 __all__ = ["drive", "run_role"]
 
@@ -94,18 +94,23 @@ def run_role(role: Role, *, poll: float = 0.05, max_poll: float = 1.0,
             return step
         if step.acted:
             log.info("%s %s", role.label, step.acted)
-            delay = poll
+            if step.acted.startswith(LOST_RACE):
+                # Someone else moved first: give their transaction a moment.
+                time.sleep(delay)
+                delay = min(delay * 1.5, max_poll)
+            else:
+                delay = poll
             continue
         while not stop():
             time.sleep(delay)
             try:
                 block = chain.block_number()
+                due = step.until is not None and chain.next_timestamp() > step.until
             except Exception as exc:  # noqa: BLE001 - as above
                 if not unreachable(exc):
                     raise
                 break
-            if block != last_block or (step.until is not None
-                                       and chain.next_timestamp() > step.until):
+            if block != last_block or due:
                 last_block = block
                 delay = poll
                 break

@@ -82,7 +82,7 @@ class Chain:
             raise ChainError(f"{url!r} is not an http(s) JSON-RPC URL")
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
         if not w3.is_connected():
-            raise ChainError(f"no Ethereum node answers at {url}")
+            raise NodeUnreachable(f"no Ethereum node answers at {url}")
         return cls(w3, embedded=False, url=url)
 
     def __repr__(self) -> str:

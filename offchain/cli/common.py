@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -12,7 +13,7 @@ from typing import Any, Callable, Optional, TypeVar
 import typer
 from rich.console import Console
 
-from offchain.errors import FedshareError
+from offchain.errors import ChainError, FedshareError
 from offchain.paths import default_home
 
 __all__ = ["console", "fail", "handles_errors", "RpcUrl", "DeploymentFile", "Keystore",
@@ -74,12 +75,25 @@ def connect(rpc_url: str):
     return Chain.connect(rpc_url)
 
 
-def attach(rpc_url: str, deployment: Path):
+def attach(rpc_url: str, deployment: Path, *, wait: bool = False):
     """Clients for the deployment in `deployment` after checking it is on the node
-    (chain id, code at every address). Raises ChainError/DeploymentError."""
+    (chain id, code at every address). With `wait` (a party that runs until its task
+    ends), a node that does not answer yet is waited for, with back-off, rather than
+    refused. Raises ChainError/DeploymentError."""
     from offchain.chain.contracts import Fedshare
+    from offchain.chain.node import unreachable
 
-    return Fedshare.attach(connect(rpc_url), deployment)
+    delay = 0.2
+    while True:
+        try:
+            return Fedshare.attach(connect(rpc_url), deployment)
+        except ChainError as exc:
+            if not (wait and unreachable(exc)):
+                raise
+            logging.getLogger("fedshare").warning(
+                "node unreachable at %s (%s); retrying in %.1f s", rpc_url, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def wallet(keystore: Optional[Path]):

@@ -120,7 +120,8 @@ def run(task: int = typer.Option(..., "--task", help="Task id."),
 
     quiet_warnings()
     device = wallet(keystore)
-    role = DeviceRole(attach(rpc_url, deployment), device, task, home / "state",
+    fs = attach(rpc_url, deployment, wait=True)
+    role = DeviceRole(fs, device, task, home / "state",
                       exchange=LocalExchange(exchange), data=load_device_data(data),
                       spec=ModelSpec(), dp=DPConfig(),
                       paillier_key=load_public_key(paillier_key), seed=seed,

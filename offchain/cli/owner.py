@@ -124,8 +124,8 @@ def run(task: int = typer.Option(..., "--task", help="Task id."),
     from offchain.roles import OwnerRole
 
     quiet_warnings()
-    role = OwnerRole(attach(rpc_url, deployment), wallet(keystore), task, home / "state",
-                     progress=print_progress)
+    fs = attach(rpc_url, deployment, wait=True)
+    role = OwnerRole(fs, wallet(keystore), task, home / "state", progress=print_progress)
     run_role(role, max_poll=2.0)
     console.print(f"owner {role.address}: task {task} is over, claimed "
                   f"{eth(role.state.get('claimed', 0))} ETH")

@@ -157,7 +157,8 @@ def aggregator_run(task: int = typer.Option(..., "--task", help="Task id."),
     from offchain.storage import LocalExchange
 
     quiet_warnings()
-    role = AggregatorRole(attach(rpc_url, deployment), wallet(keystore), task,
+    fs = attach(rpc_url, deployment, wait=True)
+    role = AggregatorRole(fs, wallet(keystore), task,
                           home / "state", exchange=LocalExchange(exchange),
                           public_key=load_public_key(paillier_key), progress=print_progress)
     run_role(role)
@@ -192,7 +193,8 @@ def requester_run(task: int = typer.Option(..., "--task", help="Task id."),
     if test_data is not None:
         test = load_dataset(test_data)
         evaluate = lambda model: {"test_accuracy": accuracy(spec, model, test)}  # noqa: E731
-    role = RequesterRole(attach(rpc_url, deployment), wallet(keystore), task,
+    fs = attach(rpc_url, deployment, wait=True)
+    role = RequesterRole(fs, wallet(keystore), task,
                          home / "state", exchange=LocalExchange(exchange), spec=spec,
                          private_key=load_private_key(private_key), evaluate=evaluate,
                          progress=print_progress)

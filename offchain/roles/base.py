@@ -24,7 +24,8 @@ from offchain.protocol.phases import Phase, may_anyone_cancel, phase_of, stalled
 from offchain.protocol.types import RoundInfo, TaskParams, TaskState
 from offchain.storage.atomic import write_atomic
 
-__all__ = ["Step", "TaskView", "Role", "RoleState", "Progress", "RACES"]
+__all__ = ["Step", "TaskView", "Role", "RoleState", "Progress", "RACES", "LOST_RACE",
+           "CANCEL_SLACK", "FALLBACK_STAGGER"]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,16 @@ RACES = frozenset({
 """Reverts that only mean another party or the clock moved first: the role reads the
 chain again and decides anew."""
 
+LOST_RACE = "lost a race"
+"""How a step that lost a race to another party says so."""
+
 CANCEL_SLACK = 60
-"""Seconds past the stall time before a party other than the requester cancels (the
-requester, who gets the refund, goes first)."""
+"""Seconds past a deadline before a party other than the requester steps in for one
+that did not act (the requester, who gets the refund, goes first)."""
+
+FALLBACK_STAGGER = 10
+"""Seconds between one device's turn to step in and the next one's, so that devices
+do not all send the same fallback transaction at once."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +166,7 @@ class Role:
             if exc.error_name not in RACES:
                 raise
             log.info("%s: %s; reading the chain again", self.label, exc)
-            return Step(acted=f"lost a race ({exc.error_name})")
+            return Step(acted=f"{LOST_RACE} ({exc.error_name})")
 
     def decide(self, view: TaskView) -> Step:
         raise NotImplementedError
@@ -172,14 +180,26 @@ class Role:
         self.progress(kind, {"role": self.kind, "label": self.label, **data})
 
     # ------------------------------------------------------------ shared moves
-    def maybe_cancel(self, view: TaskView, *, slack: int = CANCEL_SLACK) -> Step | None:
-        """Cancels a stalled task once `slack` seconds past its stall time, so that
-        nobody waits for a party that is gone and every escrowed wei is returned.
-        Returns the step taken, or None when the task is not stalled."""
+    def fallback_delay(self) -> int:
+        """Seconds past a deadline before this party steps in for a party that did
+        not act (cancelling a stalled task, finalising a round the aggregator left)."""
+        return CANCEL_SLACK
+
+    def wait_for_stall(self, view: TaskView) -> Step:
+        """Waits until this party may cancel the task should nothing happen before."""
+        return Step.wait(view.stalled_after + self.fallback_delay())
+
+    def maybe_cancel(self, view: TaskView) -> Step | None:
+        """Cancels a stalled task once this party's :meth:`fallback_delay` past its
+        stall time, so that nobody waits for a party that is gone and every escrowed
+        wei is returned. Returns the step taken, or None when it is not time."""
         if not view.state.status.live:
             return None
+        delay = self.fallback_delay()
+        if view.now - delay <= view.stalled_after:
+            return None
         active = len(self.fs.tasks.participants(self.task_id))
-        if not may_anyone_cancel(view.params, view.state, active, view.now - slack):
+        if not may_anyone_cancel(view.params, view.state, active, view.now - delay):
             return None
         self.fs.tasks.cancel(self.wallet, self.task_id, **self.tx("cancel"))
         self.emit("cancelled", task_id=self.task_id)
@@ -187,13 +207,16 @@ class Role:
 
     def maybe_finalize(self, view: TaskView, *, after_deadline: bool) -> Step | None:
         """Finalises the round once its reveals are closed (with `after_deadline`,
-        only once the reveal deadline itself has passed: a fallback for when the
-        aggregator does not). Returns the step, or None when it is not time."""
+        only once this party's :meth:`fallback_delay` past the reveal deadline: a
+        fallback for when the aggregator does not). Returns the step, or None when
+        the round is not in its finalise phase."""
         if view.phase is not Phase.FINALIZE:
             return None
         assert view.info is not None and view.round is not None
-        if after_deadline and view.now <= view.info.reveal_deadline:
-            return Step.wait(view.info.reveal_deadline)
+        if after_deadline:
+            turn = view.info.reveal_deadline + self.fallback_delay()
+            if view.now <= turn:
+                return Step.wait(turn)
         outcome = self.fs.tasks.finalize_round(self.wallet, self.task_id, view.round,
                                                **self.tx("finalize", view.round))
         self.emit("finalized", round=view.round, outcome=outcome)

@@ -30,7 +30,14 @@ from offchain.protocol.commitments import letter_digest, score_commitment
 from offchain.protocol.phases import Phase
 from offchain.protocol.terms import NO_HASH, epsilon_from_chain, epsilon_to_chain
 from offchain.protocol.types import MemberStatus
-from offchain.roles.base import Progress, Role, Step, TaskView
+from offchain.roles.base import (
+    CANCEL_SLACK,
+    FALLBACK_STAGGER,
+    Progress,
+    Role,
+    Step,
+    TaskView,
+)
 from offchain.roles.common import load_model, require_task_key
 from offchain.storage.exchange import Exchange
 from offchain.storage.mailbox import Letter
@@ -59,6 +66,7 @@ class DeviceRole(Role):
         self.accountant_store = AccountantStore(self.state_dir / "privacy")
         self._accountant: PrivacyAccountant | None = None
         self._packing: PackingSpec | None = None
+        self._rank: int | None = None
 
     # ------------------------------------------------------------ set-up
     def _ready(self, view: TaskView) -> None:
@@ -87,6 +95,17 @@ class DeviceRole(Role):
         """ε spent so far in this task (δ = the DP config's delta)."""
         return self.accountant.epsilon
 
+    def fallback_delay(self) -> int:
+        """Devices step in after the requester, one after the other in the order
+        they joined."""
+        if self._rank is None:
+            joined = [a.lower() for a in self.fs.tasks.participants(self.task_id)]
+            mine = self.address.lower()
+            if mine not in joined:
+                return CANCEL_SLACK + FALLBACK_STAGGER * len(joined)
+            self._rank = joined.index(mine)
+        return CANCEL_SLACK + FALLBACK_STAGGER * self._rank
+
     # ------------------------------------------------------------ the machine
     def decide(self, view: TaskView) -> Step:
         if not view.state.status.live:
@@ -104,14 +123,14 @@ class DeviceRole(Role):
         if stalled is not None:
             return stalled
         if status is MemberStatus.WAITING or view.info is None:
-            return Step.wait(view.stalled_after + 1)
+            return self.wait_for_stall(view)
         assert view.round is not None
         phase = view.phase
         if phase in (Phase.TRAIN, Phase.VERIFY, Phase.REVEAL):
             return self._round_step(view, view.round, phase)
         if phase is Phase.FINALIZE:
             return self.maybe_finalize(view, after_deadline=True) or Step.wait()
-        return Step.wait(view.stalled_after + 1)
+        return self.wait_for_stall(view)
 
     def _round_step(self, view: TaskView, round_: int, phase: Phase) -> Step:
         assert view.info is not None

@@ -62,17 +62,21 @@ class RequesterRole(Role):
     def decide(self, view: TaskView) -> Step:
         if not view.state.status.live:
             return self._withdraw()
-        stalled = self.maybe_cancel(view, slack=0)
+        stalled = self.maybe_cancel(view)
         if stalled is not None:
             return stalled
         if view.info is None or view.round is None:
-            return Step.wait(view.stalled_after + 1)
+            return self.wait_for_stall(view)
         phase = view.phase
         if phase is Phase.PUBLISH:
             return self._publish(view.round)
         if phase is Phase.FINALIZE:
             return self.maybe_finalize(view, after_deadline=True) or Step.wait()
-        return Step.wait(view.stalled_after + 1)
+        return self.wait_for_stall(view)
+
+    def fallback_delay(self) -> int:
+        """The requester, whose refund it is, steps in first."""
+        return 0
 
     def next_model(self, round_: int) -> np.ndarray:
         """Decrypts the round's aggregate and averages it into the next global model.

@@ -861,11 +861,6 @@ def test_parties_killed_in_every_phase_and_node_restarts_leave_the_task_exact(
         node.stop()
 
 
-@pytest.mark.xfail(
-    raises=AssertionError, strict=True,
-    reason="the run commands connect once, before run_role (cli/common.py attach -> "
-           "Chain.connect), and exit with ChainError (code 3) when the node does "
-           "not answer yet; only run_role retries while it is unreachable")
 def test_a_party_started_while_the_node_is_down_waits_for_it(tmp_path):
     node = Node(tmp_path / "anvil-state.json")
     url = node.start()

@@ -39,6 +39,7 @@ from offchain.roles import (
     Step,
     publish_task,
 )
+from offchain.roles.base import CANCEL_SLACK, FALLBACK_STAGGER
 from offchain.storage.exchange import LocalExchange
 
 SPEC = ModelSpec(name="logreg")
@@ -241,8 +242,14 @@ def test_every_role_is_done_after_a_cancelled_task_and_sends_nothing_more(world)
     world.open_first_round()
     world.commit_updates((0,))
     # With a round in progress the requester may not cancel; once the task has
-    # stalled anyone may, and a device does.
-    world.chain.advance_past(world.requester.read().stalled_after + 60)
+    # stalled anyone may. The requester's turn comes first, then each device's in
+    # the order they joined, so that they do not all send the same cancel at once.
+    assert world.requester.fallback_delay() == 0
+    assert [d.fallback_delay() for d in world.devices] == [
+        CANCEL_SLACK + FALLBACK_STAGGER * i for i in range(3)]
+    stall = world.requester.read().stalled_after
+    assert world.requester.step() == Step(until=stall)
+    world.chain.advance_past(stall + world.devices[1].fallback_delay())
     assert world.devices[1].step().acted == "cancelled the stalled task"
     assert fs.tasks.state(world.task_id).status is TaskStatus.CANCELLED
 
@@ -308,3 +315,24 @@ def test_drive_names_who_waits_when_every_deadline_waited_for_has_passed(world,
         drive(world.chain, [world.requester, world.aggregator, *world.devices[:2],
                             world.owner])
     assert world.fs.tasks.state(world.task_id).status is TaskStatus.OPEN
+
+
+def test_when_the_aggregator_does_not_finalise_the_requester_does_before_any_device(
+        world):
+    world.open_first_round()
+    world.commit_updates()
+    world.run_to_finalize()
+    # Every score is revealed before the reveal deadline; the aggregator is silent.
+    # The others step in only past the deadline, the requester first, then each
+    # device in turn.
+    deadline = world.info().reveal_deadline
+    assert world.requester.step() == Step(until=deadline)
+    assert [d.step() for d in world.devices] == [
+        Step(until=deadline + CANCEL_SLACK + FALLBACK_STAGGER * i) for i in range(3)]
+    world.chain.advance_past(deadline)
+    assert [d.step() for d in world.devices][0].until == deadline + CANCEL_SLACK
+    assert world.requester.step() == Step(acted="finalised round 0")
+    assert world.info().stage is RoundStage.FINALIZED
+    (finalized,) = world.logs("RoundFinalized")
+    assert world.fs.chain.w3.eth.get_transaction(
+        finalized["transactionHash"])["from"] == world.requester.address
