@@ -8,11 +8,14 @@ sender keeps a journal, sent, and its receipt polled promptly.
 from __future__ import annotations
 
 import ast
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from eth.vm.spoof import SpoofTransaction
+from eth_utils import to_bytes
 from web3 import EthereumTesterProvider, Web3
 from web3.exceptions import (
     ContractCustomError,
@@ -63,6 +66,12 @@ class Chain:
         self._client: str | None = None
         self._nonces: dict[str, int] = {}
         self._cancun = False
+        self._caller: str | None = None
+        self._pins = 0
+        self._pin: tuple[int, bytes, int] | None = None
+        """(number, hash, timestamp) of the block views are pinned to, if any."""
+        self._cache: dict[tuple[bytes, str, str], bytes] = {}
+        self._cache_block: bytes | None = None
 
     @classmethod
     def embedded_chain(cls) -> "Chain":
@@ -116,8 +125,33 @@ class Chain:
         return int(self.w3.eth.block_number)
 
     def now(self) -> int:
-        """Timestamp of the latest block."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """Timestamp of the latest block (of the pinned block, while pinned)."""
+        if self._pins and self._pin is not None:
+            return self._pin[2]
+        block = self.w3.eth.get_block("latest")
+        if self._pins:
+            self._pin = (int(block["number"]), bytes(block["hash"]), int(block["timestamp"]))
+        return int(block["timestamp"])
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within it, views and the clock read one block, the latest when first read,
+        and a view asked twice of that block is answered from memory: one step of a
+        party decides from one consistent state, and parties stepped in turn in one
+        process share the reads. Whatever this chain sends or mines unpins it (later
+        reads see the new latest block)."""
+        self._pins += 1
+        try:
+            yield
+        finally:
+            self._pins -= 1
+            if not self._pins:
+                self._pin = None
+
+    def _moved(self) -> None:
+        """This chain sent a transaction or moved the clock: the pinned block, if
+        any, is no longer the latest."""
+        self._pin = None
 
     def next_timestamp(self) -> int:
         """The earliest timestamp the next block can carry: what a contract will
@@ -144,10 +178,51 @@ class Chain:
         """Runs the bound contract function `fn` as one ``eth_call`` on the latest
         block and decodes its outputs (structs as tuples, in ABI order). A revert
         raises TransactionReverted with the contract's custom error."""
-        data = fn._encode_transaction_data()
-        raw = self._guard(lambda: self.w3.eth.call({"to": fn.address, "data": data},
-                                                   "latest"))
-        return decode_outputs(fn.abi["outputs"], bytes(raw))
+        return decode_outputs(fn.abi["outputs"],
+                              self.call(fn.address, fn._encode_transaction_data()))
+
+    def call(self, to: str, data: str) -> bytes:
+        """One ``eth_call`` of `data` to `to` on the latest block (the pinned one
+        while :meth:`pinned`, answered from memory when asked before), sent straight
+        to the provider: web3's middleware would ask the node for its chain id (and
+        eth-tester for its accounts) again on every call. A revert raises
+        TransactionReverted with the contract's custom error."""
+        if self._pins and self._pin is None:
+            self.now()
+        pin = self._pin if self._pins else None
+        if pin is None:
+            return self._call(to, data, "latest")
+        if self._cache_block != pin[1]:
+            self._cache.clear()
+            self._cache_block = pin[1]
+        key = (pin[1], to, data)
+        raw = self._cache.get(key)
+        if raw is None:
+            raw = self._cache[key] = self._call(to, data, pin[0])
+        return raw
+
+    def _call(self, to: str, data: str, block: int | str) -> bytes:
+        if self.embedded:
+            tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+            if self._caller is None:
+                self._caller = tester.get_accounts()[0]
+            call = {"from": self._caller, "to": to, "data": data}
+            return to_bytes(hexstr=self._guard(lambda: tester.call(call, block)))
+        at = block if isinstance(block, str) else hex(block)
+        response = self.w3.provider.make_request(  # type: ignore[attr-defined]
+            "eth_call", [{"to": to, "data": data}, at])
+        error = response.get("error")
+        if error is None:
+            return to_bytes(hexstr=response["result"])
+        message = str(error.get("message", error))
+        revert = error.get("data")
+        if isinstance(revert, dict):  # some nodes nest it: {"data": "0x..."}
+            revert = revert.get("data")
+        if isinstance(revert, str) and revert.startswith("0x"):
+            raise self.decoder.decode(revert, fallback=message)
+        if "revert" in message.lower():
+            raise self.decoder.decode(None, fallback=message)
+        raise ChainError(f"{self.where}: eth_call failed: {message}")
 
     def require_cancun(self) -> None:
         """Checks that the node runs the EVM the contracts are compiled for (Cancun:
@@ -187,6 +262,7 @@ class Chain:
             raise InsufficientFunds(
                 f"development account {source} holds {self.balance(source)} wei, "
                 f"cannot send {wei}")
+        self._moved()
         tx_hash = self.w3.eth.send_transaction(
             {"from": source, "to": Web3.to_checksum_address(address), "value": wei})
         receipt = self._wait(tx_hash)
@@ -197,6 +273,7 @@ class Chain:
         """Moves the chain's clock at least `seconds` forward and mines a block
         (development chains only; NotDevelopmentChain elsewhere)."""
         self._require_development("moving the clock")
+        self._moved()
         if self.embedded:
             tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
             # eth-tester's pending block follows the wall clock: travel from the later
@@ -222,6 +299,7 @@ class Chain:
     def revert(self, snapshot_id: Any) -> None:
         """Returns the chain to `snapshot_id`."""
         self._nonces.clear()
+        self._moved()
         if self.embedded:
             self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot_id)  # type: ignore[attr-defined]
             self._fast_estimates()  # a revert to genesis rebuilds the py-evm chain
@@ -262,6 +340,7 @@ class Chain:
         if journal is not None:
             journal.record(JournalEntry(label, wallet.address, nonce, tx_hash.hex(),
                                         raw.hex()))
+        self._moved()
         try:
             self.w3.eth.send_raw_transaction(raw)
         except Web3RPCError as exc:
@@ -289,6 +368,7 @@ class Chain:
             return None
         tx_hash = bytes.fromhex(entry.tx_hash.removeprefix("0x"))
         receipt = self._receipt(tx_hash)
+        self._moved()
         if receipt is None and self.nonce_of(entry.sender) <= entry.nonce:
             try:
                 self.w3.eth.send_raw_transaction(bytes.fromhex(entry.raw))

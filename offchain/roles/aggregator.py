@@ -66,10 +66,18 @@ class AggregatorRole(Role):
         return Step(acted=f"opened round {view.state.rounds_opened}")
 
     def accepted(self, round_: int) -> list[str]:
-        """The devices whose updates the contract accepted in `round_` (from its
-        RoundFinalized event)."""
-        logs = self.fs.tasks.logs("RoundFinalized", from_block=self.fs.deployment.block,
-                                  taskId=self.task_id, round=round_)
+        """The devices whose updates the contract accepted in `round_`: the task's
+        participants whose submission is marked accepted, as many as the round
+        counts (else, should a participant have left since, its RoundFinalized
+        event's list)."""
+        tasks = self.fs.tasks
+        info = tasks.round_info(self.task_id, round_)
+        accepted = [d for d in tasks.participants(self.task_id)
+                    if tasks.submission(self.task_id, round_, d).accepted]
+        if len(accepted) == info.accepted:
+            return accepted
+        logs = tasks.logs("RoundFinalized", from_block=self.fs.deployment.block,
+                          taskId=self.task_id, round=round_)
         if len(logs) != 1:
             raise AggregationError(f"round {round_} of task {self.task_id} has "
                                    f"{len(logs)} RoundFinalized events, expected 1")

@@ -158,10 +158,11 @@ class Role:
         """Settles a transaction a crash left in flight, reads the chain and takes the
         next action, if any. A revert that only means someone else moved first is
         logged and turns into a fresh decision at the next step."""
-        self.fs.chain.settle(self.wallet, self.journal)
-        view = self.read()
+        chain = self.fs.chain
+        chain.settle(self.wallet, self.journal)
         try:
-            return self.decide(view)
+            with chain.pinned():
+                return self.decide(self.read())
         except TransactionReverted as exc:
             if exc.error_name not in RACES:
                 raise
@@ -180,14 +181,14 @@ class Role:
         self.progress(kind, {"role": self.kind, "label": self.label, **data})
 
     # ------------------------------------------------------------ shared moves
-    def fallback_delay(self) -> int:
+    def fallback_delay(self, view: TaskView) -> int:
         """Seconds past a deadline before this party steps in for a party that did
         not act (cancelling a stalled task, finalising a round the aggregator left)."""
         return CANCEL_SLACK
 
     def wait_for_stall(self, view: TaskView) -> Step:
         """Waits until this party may cancel the task should nothing happen before."""
-        return Step.wait(view.stalled_after + self.fallback_delay())
+        return Step.wait(view.stalled_after + self.fallback_delay(view))
 
     def maybe_cancel(self, view: TaskView) -> Step | None:
         """Cancels a stalled task once this party's :meth:`fallback_delay` past its
@@ -195,7 +196,7 @@ class Role:
         wei is returned. Returns the step taken, or None when it is not time."""
         if not view.state.status.live:
             return None
-        delay = self.fallback_delay()
+        delay = self.fallback_delay(view)
         if view.now - delay <= view.stalled_after:
             return None
         active = len(self.fs.tasks.participants(self.task_id))
@@ -214,7 +215,7 @@ class Role:
             return None
         assert view.info is not None and view.round is not None
         if after_deadline:
-            turn = view.info.reveal_deadline + self.fallback_delay()
+            turn = view.info.reveal_deadline + self.fallback_delay(view)
             if view.now <= turn:
                 return Step.wait(turn)
         outcome = self.fs.tasks.finalize_round(self.wallet, self.task_id, view.round,

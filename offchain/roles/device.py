@@ -51,6 +51,8 @@ class DeviceRole(Role):
     """One IoT device in one task: its micro-wallet, private data and accountant."""
 
     kind = "device"
+    _rank: tuple[object, int] | None = None
+    """(round and stage, rank among the participants) when last read."""
 
     def __init__(self, fs: Fedshare, wallet: Wallet, task_id: int, state_dir: Path, *,
                  exchange: Exchange, data: DeviceData, spec: ModelSpec, dp: DPConfig,
@@ -66,7 +68,6 @@ class DeviceRole(Role):
         self.accountant_store = AccountantStore(self.state_dir / "privacy")
         self._accountant: PrivacyAccountant | None = None
         self._packing: PackingSpec | None = None
-        self._rank: int | None = None
 
     # ------------------------------------------------------------ set-up
     def _ready(self, view: TaskView) -> None:
@@ -95,16 +96,17 @@ class DeviceRole(Role):
         """ε spent so far in this task (δ = the DP config's delta)."""
         return self.accountant.epsilon
 
-    def fallback_delay(self) -> int:
-        """Devices step in after the requester, one after the other in the order
-        they joined."""
-        if self._rank is None:
-            joined = [a.lower() for a in self.fs.tasks.participants(self.task_id)]
+    def fallback_delay(self, view: TaskView) -> int:
+        """Devices step in after the requester, one after the other in the order of
+        their addresses among the task's participants (read again whenever the
+        round or its stage changes, as participants join or are eliminated)."""
+        key = (view.round, None if view.info is None else view.info.stage)
+        if self._rank is None or self._rank[0] != key:
+            joined = sorted(a.lower() for a in self.fs.tasks.participants(self.task_id))
             mine = self.address.lower()
-            if mine not in joined:
-                return CANCEL_SLACK + FALLBACK_STAGGER * len(joined)
-            self._rank = joined.index(mine)
-        return CANCEL_SLACK + FALLBACK_STAGGER * self._rank
+            rank = joined.index(mine) if mine in joined else len(joined)
+            self._rank = (key, rank)
+        return CANCEL_SLACK + FALLBACK_STAGGER * self._rank[1]
 
     # ------------------------------------------------------------ the machine
     def decide(self, view: TaskView) -> Step:

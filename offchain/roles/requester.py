@@ -74,7 +74,7 @@ class RequesterRole(Role):
             return self.maybe_finalize(view, after_deadline=True) or Step.wait()
         return self.wait_for_stall(view)
 
-    def fallback_delay(self) -> int:
+    def fallback_delay(self, view: TaskView) -> int:
         """The requester, whose refund it is, steps in first."""
         return 0
 

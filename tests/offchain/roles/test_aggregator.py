@@ -45,6 +45,8 @@ def test_the_aggregator_sums_exactly_the_accepted_updates(world):
     world.finalize()
     accepted = world.aggregator.accepted(0)
     assert len(accepted) == 2
+    (finalized,) = world.logs("RoundFinalized")
+    assert set(accepted) == set(finalized["args"]["accepted"])
     nonce = world.nonce(world.aggregator)
 
     assert world.aggregator.step() == Step(acted="aggregated round 0")
