@@ -162,7 +162,7 @@ CATEGORIES: list[tuple[str, list[tuple[Any, str]]]] = [
                                                    (TxJournal, "record"),
                                                    (TxJournal, "clear"),
                                                    (AccountantStore, "save")]),
-    ("chain: views (`Chain.view`)", [(Chain, "view")]),
+    ("chain: views (`Chain.call`)", [(Chain, "call")]),
     ("chain: transactions (`Chain.transact`)", [(Chain, "transact")]),
     ("chain: event logs (`ContractClient.logs`)", [(ContractClient, "logs")]),
     ("chain: clock reads (`Chain.next_timestamp`)", [(Chain, "next_timestamp")]),
@@ -171,6 +171,28 @@ CATEGORIES: list[tuple[str, list[tuple[Any, str]]]] = [
     ("roles' own Python (`Role.step`, decide)", [(Role, "step")]),
 ]
 REST = "driver loop, progress, not attributed"
+
+
+def _view_names() -> dict[str, str]:
+    """Function name by 4-byte selector ("0x" + 8 hex digits), from the exported ABIs."""
+    import json
+
+    from eth_utils import function_signature_to_4byte_selector
+
+    from offchain.chain.abi import abi_type
+    from offchain.chain.contracts import abi_files
+
+    names = {}
+    for path in abi_files().values():
+        for item in json.loads((ROOT / path).read_text()):
+            if item.get("type") == "function":
+                inputs = ",".join(abi_type(p) for p in item["inputs"])
+                selector = function_signature_to_4byte_selector(f"{item['name']}({inputs})")
+                names["0x" + selector.hex()] = item["name"]
+    return names
+
+
+VIEW_NAMES = _view_names()
 
 
 class Probe:
@@ -241,10 +263,9 @@ class Probe:
 
     def install(self) -> None:
         def view_count(p: RoundProfile, args: tuple, kwargs: dict) -> None:
-            fn = args[1]
-            p.views[getattr(fn, "fn_name", "?")] += 1
-            call = (self.epoch, fn.address, fn._encode_transaction_data())
-            p.distinct_views.add(call)
+            to, data = args[1], args[2]
+            p.views[VIEW_NAMES.get(data[:10], "?")] += 1
+            p.distinct_views.add((self.epoch, to, data))
 
         def tx_count(p: RoundProfile, args: tuple, kwargs: dict) -> None:
             p.transactions[getattr(args[2], "fn_name", "?")] += 1
@@ -259,7 +280,7 @@ class Probe:
         def step_count(p: RoundProfile, args: tuple, kwargs: dict) -> None:
             p.steps[args[0].kind] += 1
 
-        counters = {(Chain, "view"): view_count, (Chain, "transact"): tx_count,
+        counters = {(Chain, "call"): view_count, (Chain, "transact"): tx_count,
                     (ContractClient, "logs"): log_count, (Role, "step"): step_count,
                     (Chain, "advance_past"): advance_count}
         for category, targets in CATEGORIES:

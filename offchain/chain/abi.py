@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from enum import IntEnum
@@ -58,11 +59,16 @@ def struct_fields(param: dict[str, Any]) -> list[str]:
     return [snake(c["name"]) for c in param["components"]]
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def decode_struct(cls: type, param: dict[str, Any], value: Sequence[Any]) -> Any:
     """An instance of the dataclass `cls` from a decoded struct `value`, matching
     fields by name (snake case of the ABI's), enums converted by their annotation.
     Raises TypeError when the names differ (a test checks every struct)."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = struct_fields(param)
     fields = [f.name for f in dataclasses.fields(cls)]
     if names != fields:

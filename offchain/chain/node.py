@@ -503,9 +503,13 @@ def _tester_revert_data(exc: BaseException) -> bytes | None:
         if isinstance(first, bytes) and type(seen).__name__ in ("TransactionFailed", "Revert"):
             return first
         message = str(first) if first is not None else ""
-        if message.startswith(_TESTER_PREFIX):
+        # Through web3 the data follows "execution reverted: "; straight from
+        # eth-tester (a call sent past web3) the message is the literal itself.
+        literal = message[len("execution reverted: "):] \
+            if message.startswith(_TESTER_PREFIX) else message
+        if literal.startswith(("b'", 'b"')):
             try:
-                data = ast.literal_eval(message[len("execution reverted: "):])
+                data = ast.literal_eval(literal)
             except (ValueError, SyntaxError):
                 data = None
             if isinstance(data, bytes):

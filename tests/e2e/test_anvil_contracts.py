@@ -76,3 +76,12 @@ def test_a_round_settles_and_a_wrong_reveal_is_refused_on_anvil(world):
     assert chain.balance(fs.deployment.task_registry) == held_before - ETHER
     assert chain.balance(fs.deployment.task_registry) == fs.tasks.total_held()
     assert chain.balance(fs.deployment.reward_vault) == fs.vault.total_owed()
+
+
+def test_a_reverting_call_names_the_contract_error_on_anvil(world):
+    chain, fs, *_ = world
+    data = fs.tasks.functions.join(999)._encode_transaction_data()
+    with pytest.raises(TransactionReverted) as info:
+        chain.call(fs.tasks.address, data)
+    assert info.value.error_name == "TaskRegistryUnknownTask"
+    assert info.value.error_args == {"taskId": 999}

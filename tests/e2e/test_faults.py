@@ -50,8 +50,10 @@ from offchain.protocol.types import MemberStatus, RoundStage, TaskStatus
 from offchain.roles.base import CANCEL_SLACK
 from offchain.runner import RunConfig, Setup, set_up
 
-# In the slow suite until the whole fault matrix passes on this machine.
-pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+# The kill matrix and the node that is down at start run by default; the silent and
+# spent devices and the vanished aggregator (minutes of deadlines each) in the slow
+# suite.
+pytestmark = pytest.mark.anvil
 
 SEED = 20261201
 """Seeds the data split, the model, training noise and the random kills."""
